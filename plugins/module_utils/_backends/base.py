@@ -1,0 +1,54 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The platform backend interface and ``select_backend``.
+
+Procedures are platform-neutral; a backend knows how one platform restarts, scales, switches traffic or
+promotes. A backend module is imported only when selected, so a platform SDK is only needed where that
+platform is used. Adding a platform means adding one file here and one line to ``_REGISTRY``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from ansible_collections.ops.runbooks.plugins.module_utils._common.errors import ParameterError
+
+# platform name -> (module under _backends, class name). Only shipped backends are listed, so the
+# ``platform`` option's choices never offer something that cannot run.
+_REGISTRY = {
+    "self_managed": ("self_managed", "SelfManagedBackend"),
+}
+
+
+def available_platforms():
+    return sorted(_REGISTRY)
+
+
+class Backend:
+    """What a platform can do. A capability a platform lacks raises RunbookError naming it."""
+
+    platform = None
+
+    def __init__(self, settings=None, check_mode=False):
+        self.settings = dict(settings or {})
+        self.check_mode = check_mode
+
+    # Database capabilities ------------------------------------------------------------------------
+    def promote_standby(self, standby, timeout):
+        """Make the standby reachable through ``standby`` (a PostgresClient) a writable primary.
+
+        Returns a dict with at least ``method``. Must only be called outside check mode.
+        """
+        raise NotImplementedError
+
+    def fence_primary(self, primary):
+        """Stop the old primary from accepting writes. Returns a dict describing what was done."""
+        raise NotImplementedError
+
+
+def select_backend(platform, settings=None, check_mode=False):
+    if platform not in _REGISTRY:
+        raise ParameterError("platform", f"unknown platform {platform!r}; choose one of {available_platforms()}")
+    module_name, class_name = _REGISTRY[platform]
+    module = importlib.import_module(f"ansible_collections.ops.runbooks.plugins.module_utils._backends.{module_name}")
+    return getattr(module, class_name)(settings=settings, check_mode=check_mode)
