@@ -41,12 +41,14 @@ fi
 # that uses the interpreter's own ensurepip.
 for v in 24_2 25_0 25_1 25_2; do
   f="$HOME/.ansible/test/cache/get_pip_${v}.py"
-  if [ ! -f "$f" ]; then
+  if ! grep -q "get-pip-only" "$f" 2>/dev/null; then
     mkdir -p "$(dirname "$f")"
     cat > "$f" <<'PY'
+# Stand-in for get-pip.py: ensurepip, then pip installs the requested pip (get-pip-only flags dropped).
 import subprocess, sys
+args = [a for a in sys.argv[1:] if a not in ("--no-setuptools", "--no-wheel", "--disable-pip-version-check")]
 subprocess.check_call([sys.executable, "-m", "ensurepip", "--upgrade"])
-subprocess.check_call([sys.executable, "-m", "pip", "install", "--disable-pip-version-check"] + sys.argv[1:])
+subprocess.check_call([sys.executable, "-m", "pip", "install", "--disable-pip-version-check"] + args)
 PY
   fi
 done

@@ -26,7 +26,8 @@ attributes:
 options:
   action:
     description:
-      - V(cancel) stops the running query (C(pg_cancel_backend)); V(terminate) closes the session (C(pg_terminate_backend)).
+      - V(cancel) stops the running query (C(pg_cancel_backend)).
+      - V(terminate) closes the session (C(pg_terminate_backend)).
     type: str
     default: terminate
     choices: [cancel, terminate]
@@ -66,7 +67,7 @@ options:
     type: int
     default: 15
 author:
-  - ops.runbooks maintainers
+  - ops.runbooks maintainers (@ops-runbooks)
 """
 
 EXAMPLES = r"""

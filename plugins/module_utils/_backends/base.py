@@ -9,9 +9,10 @@ platform is used. Adding a platform means adding one file here and one line to `
 
 from __future__ import annotations
 
+import functools
 import importlib
 
-from ansible_collections.ops.runbooks.plugins.module_utils._common.errors import ParameterError
+from ansible_collections.ops.runbooks.plugins.module_utils._common.errors import ParameterError, RunbookError
 
 # platform name -> (module under _backends, class name). Only shipped backends are listed, so the
 # ``platform`` option's choices never offer something that cannot run.
@@ -22,6 +23,26 @@ _REGISTRY = {
 
 def available_platforms():
     return sorted(_REGISTRY)
+
+
+def writes(method):
+    """Mark a backend method that changes the platform; it refuses to run in check mode.
+
+    Procedures already skip apply in check mode; this is the second lock, at the only place that writes.
+    """
+
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        if self.check_mode:
+            raise RunbookError(f"{self.platform}: {method.__name__} refused in check mode (nothing was changed)")
+        return method(self, *args, **kwargs)
+
+    guarded.writes = True
+    return guarded
+
+
+def write_methods(backend_cls):
+    return sorted(name for name in dir(backend_cls) if getattr(getattr(backend_cls, name), "writes", False))
 
 
 class Backend:

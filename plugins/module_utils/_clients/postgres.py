@@ -24,6 +24,9 @@ except ImportError:
     PSYCOPG_IMPORT_ERROR = traceback.format_exc()
     sql = None
 
+# ``sql`` is re-exported so procedures compose statements without importing psycopg themselves.
+__all__ = ["sql", "PostgresClient", "REQUIREMENT", "connection_kwargs", "libpq_env", "HAS_PSYCOPG"]
+
 REQUIREMENT = ("psycopg", HAS_PSYCOPG, PSYCOPG_IMPORT_ERROR)
 APPLICATION_NAME = "ops.runbooks"
 

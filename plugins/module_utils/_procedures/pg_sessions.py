@@ -29,8 +29,10 @@ SELECT pid, usename AS user, datname AS database, application_name, host(client_
  WHERE backend_type = 'client backend'
    AND pid <> pg_backend_pid()
    AND (%(states)s::text[] IS NULL OR state = ANY(%(states)s::text[]))
-   AND (%(idle_for)s::float IS NULL OR (state <> 'active' AND now() - state_change >= make_interval(secs => %(idle_for)s)))
-   AND (%(min_query)s::float IS NULL OR (state = 'active' AND now() - query_start >= make_interval(secs => %(min_query)s)))
+   AND (%(idle_for)s::float IS NULL
+        OR (state <> 'active' AND now() - state_change >= make_interval(secs => %(idle_for)s)))
+   AND (%(min_query)s::float IS NULL
+        OR (state = 'active' AND now() - query_start >= make_interval(secs => %(min_query)s)))
    AND (%(users)s::text[] IS NULL OR usename = ANY(%(users)s::text[]))
    AND (%(apps)s::text[] IS NULL OR application_name = ANY(%(apps)s::text[]))
    AND (%(dbs)s::text[] IS NULL OR datname = ANY(%(dbs)s::text[]))
