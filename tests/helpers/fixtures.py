@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -52,3 +55,43 @@ def scratch_db(lab):
     with connect(lab) as conn:
         conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+@pytest.fixture()
+def pg_pair():
+    """Factory for disposable primary + streaming replica pairs: ``pg_pair(primary_port)`` uses primary_port and
+    primary_port + 1 and returns the lab.pg Lab. Every pair is stopped and deleted after the test.
+    For tests that promote, fence or otherwise break replication; never do that to the shared ``lab``."""
+    created = []
+
+    def make(primary_port):
+        # Under /tmp rather than tmp_path: the servers run as postgres, which cannot enter pytest's 0700 dirs.
+        base = Path(tempfile.mkdtemp(prefix=f"ops-runbooks-pair-{primary_port}-")) / "pg"
+        created.append(base)
+        return pglab.up(base, primary_port, primary_port + 1)
+
+    yield make
+    for base in created:
+        pglab.down(base, purge=True)
+        shutil.rmtree(base.parent, ignore_errors=True)
+
+
+def server_params(lab, server):
+    """Connection options of one server of a lab or pair, as module arguments."""
+    return {"login_host": server.host, "login_port": server.port, "login_user": lab.admin_user,
+            "login_password": lab.admin_password}
+
+
+_BEHIND = {"receive": "SELECT pg_last_wal_receive_lsn() < %s::pg_lsn",
+           "replay": "SELECT pg_last_wal_replay_lsn() < %s::pg_lsn"}
+
+
+def wait_replica(lab, position="replay", timeout=60):
+    """Wait until the replica has received (``position="receive"``) or replayed everything the primary wrote."""
+    with connect(lab) as primary:
+        target = primary.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
+    with connect(lab, port=lab.replica.port) as replica:
+        deadline = time.monotonic() + timeout
+        while replica.execute(_BEHIND[position], (target,)).fetchone()[0]:
+            assert time.monotonic() < deadline, f"replica did not {position} up to {target} within {timeout}s"
+            time.sleep(0.1)

@@ -82,14 +82,23 @@ def test_cancel_long_query(lab, pg_conn_params):
     assert errors, "the query was not cancelled"
 
 
-def test_never_ends_replication_or_own_session(lab, pg_conn_params):
-    # Matching every state and every user must still skip the walsender feeding the replica.
-    res = run_module("pg_sessions", dict(pg_conn_params, user=[lab.admin_user, "replicator"],
-                                         application_name=["lab_replica", "ops.runbooks"]), check=True)
+def test_never_ends_replication_sessions(lab, pg_conn_params):
+    # The walsender feeding the replica runs as replicator with application_name lab_replica: it matches
+    # the filters but is not a client backend, so it is never a candidate.
+    res = run_module("pg_sessions", dict(pg_conn_params, user=["replicator"], application_name=["lab_replica"]),
+                     check=True)
     assert not res.failed, res
     assert res["would_end"] == []
     with connect(lab) as c:
         assert c.execute("SELECT count(*) FROM pg_stat_replication WHERE state='streaming'").fetchone()[0] == 1
+
+
+def test_never_ends_its_own_session(pg_conn_params, scratch_db):
+    # Only the module's own connection is in this fresh database with this application name.
+    res = run_module("pg_sessions", dict(pg_conn_params, db=scratch_db, database=[scratch_db],
+                                         application_name=["ops.runbooks"]))
+    assert not res.failed, res
+    assert not res.changed and res["ended"] == [] and res["sessions"] == []
 
 
 def test_bad_input(pg_conn_params):

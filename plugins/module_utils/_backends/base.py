@@ -15,10 +15,16 @@ import importlib
 from ansible_collections.ops.runbooks.plugins.module_utils._common.errors import ParameterError, RunbookError
 
 # platform name -> (module under _backends, class name). Only shipped backends are listed, so the
-# ``platform`` option's choices never offer something that cannot run.
+# ``platform`` option's choices never offer something that cannot run. Add new ones to _shipped_backends too.
 _REGISTRY = {
     "self_managed": ("self_managed", "SelfManagedBackend"),
 }
+
+
+def _shipped_backends():
+    """Never called. AnsiballZ only packs the module_utils it sees imported, and ``select_backend`` imports by
+    name, so every backend of ``_REGISTRY`` is imported here too or a real module run cannot find it."""
+    from ansible_collections.ops.runbooks.plugins.module_utils._backends import self_managed  # noqa: F401
 
 
 def available_platforms():
@@ -62,8 +68,20 @@ class Backend:
         """
         raise NotImplementedError
 
-    def fence_primary(self, primary):
+    def promote_plan(self, standby, timeout):
+        """What ``promote_standby`` would run (SQL statements or API calls), as text, for check mode."""
+        raise NotImplementedError
+
+    def fence_primary(self, primary, timeout=30):
         """Stop the old primary from accepting writes. Returns a dict describing what was done."""
+        raise NotImplementedError
+
+    def fence_plan(self, primary):
+        """What ``fence_primary`` would run, as text, for check mode."""
+        raise NotImplementedError
+
+    def unfence_primary(self, primary):
+        """Undo ``fence_primary`` (rollback when the promotion did not happen). Returns what was run."""
         raise NotImplementedError
 
 
