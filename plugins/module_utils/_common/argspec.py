@@ -77,3 +77,15 @@ def platform_argspec():
             platform_settings=dict(type="dict", default={}),
         )
     )
+
+
+def verify_argspec():
+    """Probes a module that changes something runs to prove the change worked (doc fragment ``verify``)."""
+    from ansible_collections.ops.runbooks.plugins.module_utils._common._probes import probe_options
+
+    return ArgumentSpec(
+        dict(
+            verify=dict(type="list", elements="dict", default=[], options=probe_options()),
+            verify_timeout=dict(type="raw", default=60),
+        )
+    )
