@@ -13,6 +13,7 @@ need_apt=()
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need_apt+=(postgresql-15 postgresql-client-15)
 command -v runuser >/dev/null || need_apt+=(util-linux)
 [ -x /usr/sbin/named ] && [ -x /usr/sbin/tsig-keygen ] || need_apt+=(bind9 bind9-utils)
+command -v redis-server >/dev/null || need_apt+=(redis-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "bootstrap: installing ${need_apt[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
