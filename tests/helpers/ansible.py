@@ -67,6 +67,8 @@ def run_playbook(tasks, check=False, diff=False, extravars=None, verbosity=0, mo
             "ANSIBLE_STDOUT_CALLBACK": "default",
             "ANSIBLE_LOCAL_TEMP": str(tmp / "tmp"),
             "ANSIBLE_DEPRECATION_WARNINGS": "0",
+            # ansible-runner drops a task's result from its event above 700 kB; the tests read whole results.
+            "MAX_EVENT_RES": str(256 * 1024 * 1024),
         }
         env.update(envvars or {})
         runner = ansible_runner.run(
