@@ -11,15 +11,20 @@ export ANSIBLE_CONFIG="$root/ansible.cfg"
 py="$venv/bin/python"
 status=0
 
-lab_started=""
+# The labs the tests need; each is stopped at the end only when this run started it.
+labs_started=()
 lab_up() {
-  if ! "$py" -m lab.pg status >/dev/null 2>&1 || "$py" -m lab.pg status | grep -q stopped; then
-    lab_started=1
-  fi
-  "$py" -m lab.pg up
+  local lab
+  for lab in pg dns redis; do
+    if ! "$py" -m "lab.$lab" status 2>/dev/null | grep -q running || "$py" -m "lab.$lab" status | grep -q stopped; then
+      labs_started+=("$lab")
+    fi
+    "$py" -m "lab.$lab" up
+  done
 }
 cleanup() {
-  if [ -n "$lab_started" ]; then "$py" -m lab.pg down || true; fi
+  local lab
+  for lab in "${labs_started[@]}"; do "$py" -m "lab.$lab" down || true; done
 }
 trap cleanup EXIT
 
