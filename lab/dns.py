@@ -15,7 +15,6 @@ no-op; updates survive a restart (BIND keeps them in the zone's journal). named 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pwd
 import re
@@ -24,8 +23,10 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
+
+from lab._daemon import DaemonState
 
 DEFAULT_DIR = Path(os.environ.get("OPS_RUNBOOKS_LAB_DIR", "/tmp/ops-runbooks-lab")) / "dns"
 DEFAULT_PORT = 55353
@@ -51,7 +52,9 @@ def _chown(path: Path) -> None:
 
 
 @dataclass
-class DnsLab:
+class DnsLab(DaemonState):
+    DAEMON = "named"
+
     base: str
     host: str
     port: int
@@ -63,40 +66,8 @@ class DnsLab:
     readonly_key_secret: str
 
     @property
-    def state_file(self) -> Path:
-        return Path(self.base) / "lab.json"
-
-    @property
     def conf(self) -> Path:
         return Path(self.base) / "named.conf"
-
-    @property
-    def pidfile(self) -> Path:
-        return Path(self.base) / "named.pid"
-
-    @property
-    def logfile(self) -> Path:
-        return Path(self.base) / "named.log"
-
-    def save(self) -> None:
-        self.state_file.write_text(json.dumps(asdict(self), indent=2))
-        self.state_file.chmod(0o600)
-
-    @classmethod
-    def load(cls, base: Path = DEFAULT_DIR) -> DnsLab | None:
-        f = Path(base) / "lab.json"
-        return cls(**json.loads(f.read_text())) if f.exists() else None
-
-    def pid(self) -> int | None:
-        try:
-            pid = int(self.pidfile.read_text().strip())
-            os.kill(pid, 0)
-            return pid
-        except (FileNotFoundError, ValueError, ProcessLookupError):
-            return None
-
-    def running(self) -> bool:
-        return self.pid() is not None
 
     def serial(self) -> int | None:
         """The zone's SOA serial from the server over TCP, or None when it does not answer."""

@@ -13,7 +13,6 @@ persisted to disk (no RDB, no AOF): the lab is for checks, not data.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import secrets
 import shutil
@@ -21,8 +20,10 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
+
+from lab._daemon import DaemonState
 
 DEFAULT_DIR = Path(os.environ.get("OPS_RUNBOOKS_LAB_DIR", "/tmp/ops-runbooks-lab")) / "redis"
 DEFAULT_PORT = 56379
@@ -37,7 +38,9 @@ def server_binary() -> str:
 
 
 @dataclass
-class RedisLab:
+class RedisLab(DaemonState):
+    DAEMON = "redis"
+
     base: str
     host: str
     port: int
@@ -46,40 +49,8 @@ class RedisLab:
     acl_password: str
 
     @property
-    def state_file(self) -> Path:
-        return Path(self.base) / "lab.json"
-
-    @property
     def conf(self) -> Path:
         return Path(self.base) / "redis.conf"
-
-    @property
-    def pidfile(self) -> Path:
-        return Path(self.base) / "redis.pid"
-
-    @property
-    def logfile(self) -> Path:
-        return Path(self.base) / "redis.log"
-
-    def save(self) -> None:
-        self.state_file.write_text(json.dumps(asdict(self), indent=2))
-        self.state_file.chmod(0o600)
-
-    @classmethod
-    def load(cls, base: Path = DEFAULT_DIR) -> RedisLab | None:
-        f = Path(base) / "lab.json"
-        return cls(**json.loads(f.read_text())) if f.exists() else None
-
-    def pid(self) -> int | None:
-        try:
-            pid = int(self.pidfile.read_text().strip())
-            os.kill(pid, 0)
-            return pid
-        except (FileNotFoundError, ValueError, ProcessLookupError):
-            return None
-
-    def running(self) -> bool:
-        return self.pid() is not None
 
     def ping(self) -> bool:
         """PING as the default user; the password goes through the environment, never on argv."""

@@ -1,0 +1,48 @@
+"""What the single-daemon labs (DNS, Redis) share: a state directory with a JSON state file and a pid file.
+
+A lab is a dataclass with a ``base`` field; subclasses name their daemon's files with ``DAEMON``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+
+class DaemonState:
+    DAEMON = "daemon"
+
+    @property
+    def state_file(self) -> Path:
+        return Path(self.base) / "lab.json"
+
+    @property
+    def pidfile(self) -> Path:
+        return Path(self.base) / f"{self.DAEMON}.pid"
+
+    @property
+    def logfile(self) -> Path:
+        return Path(self.base) / f"{self.DAEMON}.log"
+
+    def save(self) -> None:
+        # The state holds the lab's secrets (passwords, TSIG keys): owner-only.
+        self.state_file.write_text(json.dumps(asdict(self), indent=2))
+        self.state_file.chmod(0o600)
+
+    @classmethod
+    def load(cls, base):
+        f = Path(base) / "lab.json"
+        return cls(**json.loads(f.read_text())) if f.exists() else None
+
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pidfile.read_text().strip())
+            os.kill(pid, 0)
+            return pid
+        except (FileNotFoundError, ValueError, ProcessLookupError):
+            return None
+
+    def running(self) -> bool:
+        return self.pid() is not None
