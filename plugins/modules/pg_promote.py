@@ -30,6 +30,7 @@ description:
   - A server that is already a primary is left alone (C(changed=false), with a note in RV(notes)).
 extends_documentation_fragment:
   - ops.runbooks.postgres
+  - ops.runbooks.postgres_rpo
   - ops.runbooks.platform
   - ops.runbooks.attributes
 attributes:
@@ -39,43 +40,6 @@ attributes:
   diff_mode:
     support: full
 options:
-  primary:
-    description:
-      - Connection options of the current primary, used to measure the lag against its current WAL position
-        and, with O(fence_primary), to fence it.
-      - Options left unset are taken from the top-level connection options (SSL settings and
-        O(connect_timeout) always are); the primary is always reached over TCP.
-      - A primary that cannot be reached is expected during a failover. A primary that is up but refuses the
-        connection (for example a wrong password) fails the module, so a live primary is never silently left
-        unfenced.
-    type: dict
-    suboptions:
-      login_host:
-        description: Host of the primary.
-        type: str
-        required: true
-      login_port:
-        description: Port of the primary. Defaults to O(login_port).
-        type: int
-      login_user:
-        description: Role to connect as. Defaults to O(login_user).
-        type: str
-      login_password:
-        description: Password of O(primary.login_user). Defaults to O(login_password). Never returned or logged.
-        type: str
-      db:
-        description: Database to connect to. Defaults to O(db).
-        type: str
-  max_lag_bytes:
-    description:
-      - Refuse to promote when the replay lag is larger than this, as a number of bytes or a size such as
-        V(512kB), V(16MB), V(1GB) (units are powers of 1024).
-    type: raw
-  max_lag_seconds:
-    description:
-      - Refuse to promote when the replay lag is longer than this, as seconds or a duration such as V(500ms),
-        V(30s), V(5min). An unknown lag (no transaction replayed since the standby started) counts as too long.
-    type: raw
   force:
     description:
       - Promote even when the lag exceeds O(max_lag_bytes) or O(max_lag_seconds), accepting the data loss.

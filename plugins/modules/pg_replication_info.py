@@ -26,45 +26,10 @@ description:
   - Never changes anything.
 extends_documentation_fragment:
   - ops.runbooks.postgres
+  - ops.runbooks.postgres_rpo
   - ops.runbooks.attributes.INFO_MODULE
-options:
-  primary:
-    description:
-      - Connection options of the primary, used when the server is a standby to measure its lag against the
-        primary's current WAL position.
-      - Options left unset are taken from the top-level connection options (SSL settings and
-        O(connect_timeout) always are); the primary is always reached over TCP.
-      - When the primary cannot be reached, the module falls back to the standby's own view and warns. A
-        primary that is up but refuses the connection (for example a wrong password) fails the module.
-      - Ignored, with a note, when the server is itself a primary.
-    type: dict
-    suboptions:
-      login_host:
-        description: Host of the primary.
-        type: str
-        required: true
-      login_port:
-        description: Port of the primary. Defaults to O(login_port).
-        type: int
-      login_user:
-        description: Role to connect as. Defaults to O(login_user).
-        type: str
-      login_password:
-        description: Password of O(primary.login_user). Defaults to O(login_password). Never returned or logged.
-        type: str
-      db:
-        description: Database to connect to. Defaults to O(db).
-        type: str
-  max_lag_bytes:
-    description:
-      - Largest acceptable replay lag in bytes of WAL, as a number of bytes or a size such as V(512kB), V(16MB),
-        V(1GB) (units are powers of 1024).
-    type: raw
-  max_lag_seconds:
-    description:
-      - Largest acceptable replay lag in time, as seconds or a duration such as V(500ms), V(30s), V(5min).
-    type: raw
 notes:
+  - O(primary) is ignored, with a note, when the connected server is itself a primary.
   - O(login_user) needs the C(pg_monitor) role (or superuser) to see other sessions' replication details.
 author:
   - ops.runbooks maintainers (@ops-runbooks)

@@ -12,6 +12,7 @@ from ansible_collections.ops.runbooks.plugins.module_utils._common import argspe
 FACTORIES = {
     "postgres": argspec.postgres_connection_argspec,
     "platform": argspec.platform_argspec,
+    "postgres_rpo": argspec.postgres_rpo_argspec,
     "verify": argspec.verify_argspec,
 }
 

@@ -89,3 +89,26 @@ def verify_argspec():
             verify_timeout=dict(type="raw", default=60),
         )
     )
+
+
+def postgres_rpo_argspec():
+    """The primary to measure replication lag against and the RPO limits (doc fragment ``postgres_rpo``).
+
+    Unset ``primary`` suboptions inherit the top-level connection options.
+    """
+    return ArgumentSpec(
+        dict(
+            primary=dict(
+                type="dict",
+                options=dict(
+                    login_host=dict(type="str", required=True),
+                    login_port=dict(type="int"),
+                    login_user=dict(type="str"),
+                    login_password=dict(type="str", no_log=True),
+                    db=dict(type="str"),
+                ),
+            ),
+            max_lag_bytes=dict(type="raw"),
+            max_lag_seconds=dict(type="raw"),
+        )
+    )

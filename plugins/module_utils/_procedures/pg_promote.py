@@ -16,6 +16,7 @@ from ansible_collections.ops.runbooks.plugins.module_utils._common.argspec impor
     ArgumentSpec,
     platform_argspec,
     postgres_connection_argspec,
+    postgres_rpo_argspec,
 )
 from ansible_collections.ops.runbooks.plugins.module_utils._common.clock import wait_until
 from ansible_collections.ops.runbooks.plugins.module_utils._common.errors import RunbookError
@@ -28,7 +29,6 @@ from ansible_collections.ops.runbooks.plugins.module_utils._procedures.pg_replic
     lag_limits,
     lsn_position,
     measure_standby,
-    primary_argspec,
     rpo_violations,
 )
 
@@ -45,16 +45,13 @@ class PgPromote(Procedure):
     def argument_spec(cls):
         spec = ArgumentSpec(
             dict(
-                primary=primary_argspec(),
-                max_lag_bytes=dict(type="raw"),
-                max_lag_seconds=dict(type="raw"),
                 force=dict(type="bool", default=False),
                 fence_primary=dict(type="bool", default=False),
                 wait_timeout=dict(type="int", default=60),
             ),
             required_if=[("fence_primary", True, ["primary"])],
         )
-        return spec.merge(postgres_connection_argspec()).merge(platform_argspec())
+        return spec.merge(postgres_connection_argspec()).merge(postgres_rpo_argspec()).merge(platform_argspec())
 
     def validate(self):
         p = self.params

@@ -18,8 +18,8 @@ import socket
 from ansible_collections.ops.runbooks.plugins.module_utils._clients.postgres import REQUIREMENT, PostgresClient
 from ansible_collections.ops.runbooks.plugins.module_utils._common import validate
 from ansible_collections.ops.runbooks.plugins.module_utils._common.argspec import (
-    ArgumentSpec,
     postgres_connection_argspec,
+    postgres_rpo_argspec,
 )
 from ansible_collections.ops.runbooks.plugins.module_utils._common.errors import RunbookError
 from ansible_collections.ops.runbooks.plugins.module_utils._common.procedure import Procedure
@@ -60,20 +60,6 @@ SELECT pg_last_wal_receive_lsn()::text AS receive_lsn, pg_last_wal_replay_lsn():
   FROM (SELECT 1) AS one LEFT JOIN pg_stat_wal_receiver AS r ON true
 """
 PRIMARY_LSN_QUERY = "SELECT pg_current_wal_lsn()::text"
-
-
-def primary_argspec():
-    """The ``primary`` option shared by pg_replication_info and pg_promote; unset suboptions inherit."""
-    return dict(
-        type="dict",
-        options=dict(
-            login_host=dict(type="str", required=True),
-            login_port=dict(type="int"),
-            login_user=dict(type="str"),
-            login_password=dict(type="str", no_log=True),
-            db=dict(type="str"),
-        ),
-    )
 
 
 def lag_limits(params):
@@ -174,14 +160,7 @@ class PgReplicationInfo(Procedure):
 
     @classmethod
     def argument_spec(cls):
-        spec = ArgumentSpec(
-            dict(
-                primary=primary_argspec(),
-                max_lag_bytes=dict(type="raw"),
-                max_lag_seconds=dict(type="raw"),
-            )
-        )
-        return spec.merge(postgres_connection_argspec())
+        return postgres_connection_argspec().merge(postgres_rpo_argspec())
 
     def validate(self):
         self.max_bytes, self.max_seconds = lag_limits(self.params)
