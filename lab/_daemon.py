@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -46,3 +49,18 @@ class DaemonState:
 
     def running(self) -> bool:
         return self.pid() is not None
+
+    @classmethod
+    def down(cls, base, purge: bool = False, timeout: float = 30) -> None:
+        """SIGTERM the daemon, SIGKILL it after ``timeout``; with ``purge`` delete the state directory."""
+        lab = cls.load(base)
+        pid = lab.pid() if lab else None
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while lab.running() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if lab.running():
+                os.kill(pid, signal.SIGKILL)
+        if purge and Path(base).exists():
+            shutil.rmtree(base)

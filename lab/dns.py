@@ -19,7 +19,6 @@ import os
 import pwd
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -167,17 +166,7 @@ def up(base: Path = DEFAULT_DIR, port: int = DEFAULT_PORT, host: str = "127.0.0.
 
 
 def down(base: Path = DEFAULT_DIR, purge: bool = False, timeout: float = 30) -> None:
-    lab = DnsLab.load(base)
-    pid = lab.pid() if lab else None
-    if pid is not None:
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while lab.running() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if lab.running():
-            os.kill(pid, signal.SIGKILL)
-    if purge and Path(base).exists():
-        shutil.rmtree(base)
+    DnsLab.down(base, purge, timeout)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,6 @@ import argparse
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -108,17 +107,7 @@ def up(base: Path = DEFAULT_DIR, port: int = DEFAULT_PORT, host: str = "127.0.0.
 
 
 def down(base: Path = DEFAULT_DIR, purge: bool = False, timeout: float = 30) -> None:
-    lab = RedisLab.load(base)
-    pid = lab.pid() if lab else None
-    if pid is not None:
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while lab.running() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if lab.running():
-            os.kill(pid, signal.SIGKILL)
-    if purge and Path(base).exists():
-        shutil.rmtree(base)
+    RedisLab.down(base, purge, timeout)
 
 
 def main(argv: list[str] | None = None) -> int:
