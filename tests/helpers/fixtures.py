@@ -95,3 +95,50 @@ def wait_replica(lab, position="replay", timeout=60):
         while replica.execute(_BEHIND[position], (target,)).fetchone()[0]:
             assert time.monotonic() < deadline, f"replica did not {position} up to {target} within {timeout}s"
             time.sleep(0.1)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+LAB_COMPOSE = ROOT / "scripts" / "lab-compose.sh"
+
+
+def _lab_compose(action: str, timeout: float):
+    import subprocess
+
+    return subprocess.run(["bash", str(LAB_COMPOSE), action], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def compose_lab():
+    """The Compose lab, brought up through scripts/lab-compose.sh; taken down at the end if this session
+    started it (``down`` fails when dockerd left rules, bridges or mounts behind). Tests that change it
+    (scale, slot, revision) put it back as they found it."""
+    from lab import compose
+
+    started_here = _lab_compose("status", 120).returncode != 0
+    up = _lab_compose("up", 1800)
+    if up.returncode != 0:
+        pytest.fail(f"scripts/lab-compose.sh up failed (exit {up.returncode}):\n{up.stdout}\n{up.stderr}",
+                    pytrace=False)
+    yield compose.Deployment(compose.DEFAULT_DIR)
+    if started_here:
+        down = _lab_compose("down", 300)
+        assert down.returncode == 0, f"scripts/lab-compose.sh down failed:\n{down.stdout}\n{down.stderr}"
+
+
+@pytest.fixture(scope="session")
+def compose_platform(compose_lab):
+    """Module arguments selecting the compose platform for the lab (as inventories/lab/group_vars does)."""
+    project_dir = str(compose_lab.dir)
+    return {
+        "platform": "compose",
+        "platform_settings": {
+            "docker_host": "unix:///var/run/docker.sock",
+            "project_name": compose_lab.project,
+            "project_dir": project_dir,
+            "files": ["compose.yaml"],
+            "env_file": f"{project_dir}/.env",
+            "slots": {"blue": "app_blue", "green": "app_green"},
+            "proxy": {"service": "nginx", "active_slot_file": f"{project_dir}/nginx/active_slot.conf",
+                      "reload_command": ["nginx", "-s", "reload"]},
+        },
+    }

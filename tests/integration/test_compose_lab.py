@@ -22,29 +22,9 @@ import yaml
 
 from lab import compose
 from lab import docker as lab_docker
+from tests.helpers.fixtures import ROOT
 
 pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "scripts" / "lab-compose.sh"
-
-
-def _script(action: str, timeout: float) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(SCRIPT), action], capture_output=True, text=True, timeout=timeout)
-
-
-@pytest.fixture(scope="session")
-def compose_lab():
-    started_here = _script("status", 120).returncode != 0
-    up = _script("up", 1800)
-    if up.returncode != 0:
-        pytest.fail(f"scripts/lab-compose.sh up failed (exit {up.returncode}):\n{up.stdout}\n{up.stderr}",
-                    pytrace=False)
-    yield compose.Deployment(compose.DEFAULT_DIR)
-    if started_here:
-        down = _script("down", 300)
-        assert down.returncode == 0, f"scripts/lab-compose.sh down failed:\n{down.stdout}\n{down.stderr}"
-
 
 def http(method: str, url: str, body: dict | None = None, timeout: float = 10) -> tuple[int, dict]:
     data = json.dumps(body).encode() if body is not None else None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from ansible_collections.ops.runbooks.plugins.module_utils._backends import base as backends
@@ -226,4 +228,4 @@ def test_every_registered_backend_is_shipped_to_modules():
 
     source = inspect.getsource(backends._shipped_backends)
     for module_name, _cls in backends._REGISTRY.values():
-        assert f"import {module_name}" in source, f"add {module_name} to _shipped_backends()"
+        assert re.search(rf"\b{module_name},?\n", source), f"add {module_name} to _shipped_backends()"

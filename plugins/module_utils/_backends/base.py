@@ -17,6 +17,7 @@ from ansible_collections.ops.runbooks.plugins.module_utils._common.errors import
 # platform name -> (module under _backends, class name). Only shipped backends are listed, so the
 # ``platform`` option's choices never offer something that cannot run. Add new ones to _shipped_backends too.
 _REGISTRY = {
+    "compose": ("compose", "ComposeBackend"),
     "self_managed": ("self_managed", "SelfManagedBackend"),
 }
 
@@ -24,7 +25,10 @@ _REGISTRY = {
 def _shipped_backends():
     """Never called. AnsiballZ only packs the module_utils it sees imported, and ``select_backend`` imports by
     name, so every backend of ``_REGISTRY`` is imported here too or a real module run cannot find it."""
-    from ansible_collections.ops.runbooks.plugins.module_utils._backends import self_managed  # noqa: F401
+    from ansible_collections.ops.runbooks.plugins.module_utils._backends import (  # noqa: F401
+        compose,
+        self_managed,
+    )
 
 
 def available_platforms():
@@ -60,6 +64,13 @@ class Backend:
         self.settings = dict(settings or {})
         self.check_mode = check_mode
 
+    def unsupported(self, capability):
+        return RunbookError(f"platform {self.platform!r} cannot {capability}; use a platform that supports it",
+                            platform=self.platform)
+
+    def close(self):
+        """Release platform clients (procedures register the backend with ``own``)."""
+
     # Database capabilities ------------------------------------------------------------------------
     def promote_standby(self, standby, timeout):
         """Make the standby reachable through ``standby`` (a PostgresClient) a writable primary.
@@ -83,6 +94,65 @@ class Backend:
     def unfence_primary(self, primary):
         """Undo ``fence_primary`` (rollback when the promotion did not happen). Returns what was run."""
         raise NotImplementedError
+
+    # Application capabilities ---------------------------------------------------------------------
+    # A "service" is what the platform scales and restarts as a unit (a Compose service, a Deployment, an
+    # App Service slot); a "replica" is one running instance of it (a container, a pod, an instance).
+    # Write methods are marked @writes in the implementations.
+
+    # replicas: app_restart, app_scale, health_check
+    def replicas(self, service):
+        """Running and stopped replicas: [{id, name, state, health, image, started_at}], sorted by name.
+
+        ``health`` is 'healthy', 'unhealthy', 'starting' or None when the platform has no health check.
+        """
+        raise self.unsupported("list replicas")
+
+    def restart_replica(self, service, replica_id):
+        """Restart one replica gracefully; returns the id of the replica that replaces it (may be the same)."""
+        raise self.unsupported("restart a replica")
+
+    def desired_replicas(self, service):
+        raise self.unsupported("read the replica count")
+
+    def scale(self, service, count):
+        raise self.unsupported("scale")
+
+    # traffic: traffic_switch
+    def slots(self):
+        """{slot name: service} of the blue/green slots."""
+        raise self.unsupported("list traffic slots")
+
+    def active_slot(self):
+        raise self.unsupported("read the active slot")
+
+    def switch_slot(self, slot):
+        """Send public traffic to ``slot`` without dropping connections."""
+        raise self.unsupported("switch traffic")
+
+    # revisions: app_rollback
+    def current_revision(self, service):
+        """{id, image, config_fingerprint, ...} of what the service runs now."""
+        raise self.unsupported("read the current revision")
+
+    def revision_history(self, service):
+        """Recorded revisions, newest first."""
+        raise self.unsupported("read the revision history")
+
+    def deploy_revision(self, service, revision):
+        raise self.unsupported("deploy a revision")
+
+    # housekeeping: evidence_collect, cleanup
+    def collect_evidence(self, since, directory):
+        """Write platform evidence (logs, states) into ``directory``; returns the relative paths written."""
+        raise self.unsupported("collect evidence")
+
+    def cleanup_candidates(self, keep_images):
+        """{containers: [...], images: [...]} that cleanup would remove."""
+        raise self.unsupported("list cleanup candidates")
+
+    def remove(self, candidates):
+        raise self.unsupported("remove resources")
 
 
 def select_backend(platform, settings=None, check_mode=False):
