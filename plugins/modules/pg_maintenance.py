@@ -43,6 +43,7 @@ description:
   - Fails on a standby; run it against the primary.
 extends_documentation_fragment:
   - ops.runbooks.postgres
+  - ops.runbooks.verify
   - ops.runbooks.attributes
 attributes:
   check_mode:
@@ -155,6 +156,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+verification:
+  description: Result of the O(verify) probes after the change (per-probe details); absent when nothing was probed.
+  returned: when O(verify) is set and something changed
+  type: dict
 objects:
   description: One entry per statement run (or planned in check mode), in order.
   returned: always

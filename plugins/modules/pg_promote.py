@@ -32,6 +32,7 @@ extends_documentation_fragment:
   - ops.runbooks.postgres
   - ops.runbooks.postgres_rpo
   - ops.runbooks.platform
+  - ops.runbooks.verify
   - ops.runbooks.attributes
 attributes:
   check_mode:
@@ -88,6 +89,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+verification:
+  description: Result of the O(verify) probes after the change (per-probe details); absent when nothing was probed.
+  returned: when O(verify) is set and something changed
+  type: dict
 promoted:
   description: Whether the standby was promoted (in check mode, whether it would be).
   returned: always

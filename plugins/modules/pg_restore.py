@@ -33,6 +33,7 @@ description:
   - The password reaches pg_restore and psql through the environment, never their command line.
 extends_documentation_fragment:
   - ops.runbooks.postgres
+  - ops.runbooks.verify
   - ops.runbooks.attributes
 attributes:
   check_mode:
@@ -106,6 +107,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+verification:
+  description: Result of the O(verify) probes after the change (per-probe details); absent when nothing was probed.
+  returned: when O(verify) is set and something changed
+  type: dict
 target_db:
   description: The database restored into.
   returned: always

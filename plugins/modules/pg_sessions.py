@@ -17,6 +17,7 @@ description:
     that would be ended.
 extends_documentation_fragment:
   - ops.runbooks.postgres
+  - ops.runbooks.verify
   - ops.runbooks.attributes
 attributes:
   check_mode:
@@ -87,6 +88,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+verification:
+  description: Result of the O(verify) probes after the change (per-probe details); absent when nothing was probed.
+  returned: when O(verify) is set and something changed
+  type: dict
 action:
   description: The action taken or planned.
   returned: always

@@ -117,3 +117,30 @@ def test_bad_input(pg_conn_params):
         assert res.failed, (args, res)
         assert needle in res["msg"], (needle, res["msg"])
     assert pg_conn_params["login_password"] not in run.stdout
+
+
+def test_verify_probes_prove_the_change(lab, pg_conn_params):
+    from tests.helpers.servers import closed_port
+
+    app = f"verify-{uuid.uuid4().hex[:6]}"
+    victims = [_idle_in_tx(lab, app), _idle_in_tx(lab, app)]
+    probe_ok = {"type": "postgres", "host": lab.primary.host, "port": lab.primary.port,
+                "login_user": lab.admin_user, "login_password": lab.admin_password,
+                # app is a hex name made here, not input
+                "query": f"SELECT count(*) = 0 FROM pg_stat_activity WHERE application_name = '{app}'"}  # noqa: S608
+    probe_down = {"type": "tcp", "host": "127.0.0.1", "port": closed_port()}
+    run = run_playbook([
+        {"ops.runbooks.pg_sessions": dict(pg_conn_params, application_name=[app], verify=[probe_ok])},
+        {"ops.runbooks.pg_sessions": dict(pg_conn_params, application_name=[app], verify=[probe_down])},
+    ])
+    proved, nothing_to_prove = run.results
+    assert proved.changed and proved["verification"]["healthy"], proved
+    assert not nothing_to_prove.failed and "verification" not in nothing_to_prove
+    other = _idle_in_tx(lab, app + "-x")
+    failed = run_module("pg_sessions", dict(pg_conn_params, application_name=[app + "-x"], verify=[probe_down],
+                                            verify_timeout=1))
+    assert failed.failed and "verification failed" in failed["msg"], failed
+    assert failed["verification"]["healthy"] is False
+    assert lab.admin_password not in run.stdout
+    for conn in victims + [other]:
+        conn.close()

@@ -229,3 +229,43 @@ def test_every_registered_backend_is_shipped_to_modules():
     source = inspect.getsource(backends._shipped_backends)
     for module_name, _cls in backends._REGISTRY.values():
         assert re.search(rf"\b{module_name},?\n", source), f"add {module_name} to _shipped_backends()"
+
+
+class FailingProbes:
+    def __init__(self):
+        self.runs = 0
+
+    def run(self):
+        self.runs += 1
+        raise RunbookError("verification failed after the change: 1 of 1 probes failed")
+
+
+class PassingProbes:
+    def run(self):
+        return {"healthy": True}
+
+
+def test_verify_probes_run_once_after_apply_and_report():
+    store = {"value": 1}
+    proc = Counter(FakeModule(target=3), store)
+    proc.verification = PassingProbes()
+    result = proc.run()
+    assert result["verification"] == {"healthy": True}
+
+
+def test_failed_verify_probes_roll_back():
+    store = {"value": 1}
+    proc = Counter(FakeModule(target=3), store)
+    probes = proc.verification = FailingProbes()
+    with pytest.raises(RunbookError, match="verification failed"):
+        proc.run()
+    assert probes.runs == 1
+    assert store["value"] == 1 and proc.rolled_back.startswith("verification failed")
+
+
+def test_verify_probes_skipped_in_check_mode_and_without_change():
+    for module, store in ((FakeModule(check_mode=True, target=3), {"value": 1}), (FakeModule(target=1), {"value": 1})):
+        proc = Counter(module, store)
+        probes = proc.verification = FailingProbes()
+        assert "verification" not in proc.run()
+        assert probes.runs == 0

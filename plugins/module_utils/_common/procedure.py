@@ -87,9 +87,24 @@ class Procedure:
             self._resources.pop().close()
 
     # -- driver ------------------------------------------------------------------------------------
+    def verification_probes(self):
+        """The ``verify`` probes of a module that takes them (``verify_argspec``), else None.
+
+        Built before anything is touched, so a bad probe fails fast; run after ``verify()`` by ``run()``, so
+        every changing module proves its change the same way and rolls back the same way when it fails.
+        """
+        if "verify" not in self.params:
+            return None
+        from ansible_collections.ops.runbooks.plugins.module_utils._common._probes import Verification
+
+        return Verification(self.params, self.module)
+
     def run(self):
         watch = Stopwatch()
         self.validate()
+        if getattr(self, "verification", None) is None:
+            self.verification = self.verification_probes()
+        verification = None
         before = self.observe()
         steps = self.plan(before)
         applied = []
@@ -99,6 +114,8 @@ class Procedure:
                     step.apply()
                     applied.append(step)
                 self.verify(before, applied)
+                if self.verification is not None:
+                    verification = self.verification.run()
             except RunbookError as exc:
                 exc.details.setdefault("applied", [s.describe() for s in applied])
                 exc.details["rolled_back"] = self.rollback(before, applied, exc)
@@ -108,6 +125,8 @@ class Procedure:
             after = self.project(before, steps) if steps else before
         result = {"changed": bool(steps), "plan": [s.describe() for s in steps]}
         result.update(self.report(before, after, applied if not self.check_mode else steps))
+        if verification is not None:
+            result["verification"] = verification
         if self.diff_mode:
             result["diff"] = {"before": before, "after": after}
         result["duration_seconds"] = watch.elapsed

@@ -11,6 +11,7 @@ from ansible_collections.ops.runbooks.plugins.module_utils._common import valida
 from ansible_collections.ops.runbooks.plugins.module_utils._common.argspec import (
     ArgumentSpec,
     postgres_connection_argspec,
+    verify_argspec,
 )
 from ansible_collections.ops.runbooks.plugins.module_utils._common.errors import ParameterError, RunbookError
 from ansible_collections.ops.runbooks.plugins.module_utils._common.procedure import Procedure, Step
@@ -168,7 +169,7 @@ class PgMaintenance(Procedure):
             ),
             mutually_exclusive=[["schemas", "tables"]],
         )
-        return spec.merge(postgres_connection_argspec())
+        return spec.merge(postgres_connection_argspec()).merge(verify_argspec())
 
     # -- input ---------------------------------------------------------------------------------------------------
     def validate(self):

@@ -17,6 +17,7 @@ from ansible_collections.ops.runbooks.plugins.module_utils._common.argspec impor
     platform_argspec,
     postgres_connection_argspec,
     postgres_rpo_argspec,
+    verify_argspec,
 )
 from ansible_collections.ops.runbooks.plugins.module_utils._common.clock import wait_until
 from ansible_collections.ops.runbooks.plugins.module_utils._common.errors import RunbookError
@@ -51,7 +52,8 @@ class PgPromote(Procedure):
             ),
             required_if=[("fence_primary", True, ["primary"])],
         )
-        return spec.merge(postgres_connection_argspec()).merge(postgres_rpo_argspec()).merge(platform_argspec())
+        spec.merge(postgres_connection_argspec()).merge(postgres_rpo_argspec())
+        return spec.merge(platform_argspec()).merge(verify_argspec())
 
     def validate(self):
         p = self.params

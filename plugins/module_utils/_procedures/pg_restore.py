@@ -22,6 +22,7 @@ from ansible_collections.ops.runbooks.plugins.module_utils._common import valida
 from ansible_collections.ops.runbooks.plugins.module_utils._common.argspec import (
     ArgumentSpec,
     postgres_connection_argspec,
+    verify_argspec,
 )
 from ansible_collections.ops.runbooks.plugins.module_utils._common.clock import wait_until
 from ansible_collections.ops.runbooks.plugins.module_utils._common.errors import ParameterError, RunbookError
@@ -65,7 +66,7 @@ class PgRestore(Procedure):
                 pg_bin_dir=dict(type="path"),
             )
         )
-        return spec.merge(postgres_connection_argspec())
+        return spec.merge(postgres_connection_argspec()).merge(verify_argspec())
 
     def validate(self):
         p = self.params

@@ -9,6 +9,7 @@ from ansible_collections.ops.runbooks.plugins.module_utils._common import valida
 from ansible_collections.ops.runbooks.plugins.module_utils._common.argspec import (
     ArgumentSpec,
     postgres_connection_argspec,
+    verify_argspec,
 )
 from ansible_collections.ops.runbooks.plugins.module_utils._common.clock import wait_until
 from ansible_collections.ops.runbooks.plugins.module_utils._common.errors import RunbookError
@@ -60,7 +61,7 @@ class PgSessions(Procedure):
             ),
             required_one_of=[["state", "idle_for", "min_query_duration", "user", "application_name", "database"]],
         )
-        return spec.merge(postgres_connection_argspec())
+        return spec.merge(postgres_connection_argspec()).merge(verify_argspec())
 
     def validate(self):
         p = self.params
