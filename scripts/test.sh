@@ -8,6 +8,7 @@ what=${1:-all}
 venv=$(bash scripts/bootstrap.sh | tail -1)
 export PATH="$venv/bin:$PATH"
 export ANSIBLE_CONFIG="$root/ansible.cfg"
+export ANSIBLE_COLLECTIONS_PATH="$root/.collections"
 py="$venv/bin/python"
 status=0
 

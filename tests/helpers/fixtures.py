@@ -113,8 +113,17 @@ def compose_lab():
     started it (``down`` fails when dockerd left rules, bridges or mounts behind). Tests that change it
     (scale, slot, revision) put it back as they found it."""
     from lab import compose
+    from lab import docker as lab_docker
 
-    started_here = _lab_compose("status", 120).returncode != 0
+    # Started here only when nothing of it runs: `status` also fails while a replica restarts, and taking the
+    # lab down then would pull it from under other sessions.
+    def running():
+        try:
+            return lab_docker.answering() and bool(compose.Deployment(compose.DEFAULT_DIR).containers())
+        except Exception:  # no daemon or no deployment directory: not running
+            return False
+
+    started_here = not running()
     up = _lab_compose("up", 1800)
     if up.returncode != 0:
         pytest.fail(f"scripts/lab-compose.sh up failed (exit {up.returncode}):\n{up.stdout}\n{up.stderr}",
