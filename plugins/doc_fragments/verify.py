@@ -37,6 +37,9 @@ options:
           - V(redis) - a Redis server accepts the credentials and answers PING.
           - V(tls) - a TLS server completes the handshake and its certificate is valid for at least C(min_days)
             more days; its subject, issuer, names and expiry are returned.
+          - V(compose) - at least C(min_healthy) replicas of a Compose service run and pass their health check.
+          - V(command) - a program run on the managed host without a shell exits with C(rc) and, optionally,
+            prints output that matches C(stdout_regex).
         type: str
       retries:
         description:
@@ -156,6 +159,40 @@ options:
           - Type V(postgres). A query whose first column of the first row must be V(true), for example
             C(SELECT NOT pg_is_in_recovery()). It runs in a read-only transaction that is rolled back.
         type: str
+      service:
+        description:
+          - Type V(compose), required. The Compose service whose replicas are checked, such as V(app_blue).
+        type: str
+      platform_settings:
+        description:
+          - Type V(compose), required. The Compose project, as the C(platform_settings) option of the modules
+            takes it (C(project_name) and C(project_dir) required; C(docker_host), C(files), C(env_file)).
+        type: dict
+      min_healthy:
+        description:
+          - Type V(compose). How many replicas must run and be healthy (replicas without a health check count when
+            they run). Defaults to V(1).
+        type: int
+      argv:
+        description:
+          - Type V(command), required. The program and its arguments, such as V([systemctl, is-active, nginx]).
+            No shell is involved, so no quoting, pipes or variables; the program must exist on the managed host.
+        type: list
+        elements: str
+      rc:
+        description:
+          - Type V(command). The exit code that counts as healthy. Defaults to V(0).
+        type: int
+      stdout_regex:
+        description:
+          - Type V(command). A Python regular expression that must match somewhere in the first 64 KiB of the
+            standard output.
+        type: str
+      timeout:
+        description:
+          - Type V(command). Seconds (or a duration such as V(10s)) one run may take before it is killed and counts
+            as failed. Defaults to V(30).
+        type: raw
   verify_timeout:
     description:
       - Seconds (or a duration such as V(90s), V(5min)) all the probes of O(verify) may take together.
@@ -187,6 +224,9 @@ options:
           - V(redis) - a Redis server accepts the credentials and answers PING.
           - V(tls) - a TLS server completes the handshake and its certificate is valid for at least C(min_days)
             more days; its subject, issuer, names and expiry are returned.
+          - V(compose) - at least C(min_healthy) replicas of a Compose service run and pass their health check.
+          - V(command) - a program run on the managed host without a shell exits with C(rc) and, optionally,
+            prints output that matches C(stdout_regex).
         type: str
       retries:
         description:
@@ -306,4 +346,38 @@ options:
           - Type V(postgres). A query whose first column of the first row must be V(true), for example
             C(SELECT NOT pg_is_in_recovery()). It runs in a read-only transaction that is rolled back.
         type: str
+      service:
+        description:
+          - Type V(compose), required. The Compose service whose replicas are checked, such as V(app_blue).
+        type: str
+      platform_settings:
+        description:
+          - Type V(compose), required. The Compose project, as the C(platform_settings) option of the modules
+            takes it (C(project_name) and C(project_dir) required; C(docker_host), C(files), C(env_file)).
+        type: dict
+      min_healthy:
+        description:
+          - Type V(compose). How many replicas must run and be healthy (replicas without a health check count when
+            they run). Defaults to V(1).
+        type: int
+      argv:
+        description:
+          - Type V(command), required. The program and its arguments, such as V([systemctl, is-active, nginx]).
+            No shell is involved, so no quoting, pipes or variables; the program must exist on the managed host.
+        type: list
+        elements: str
+      rc:
+        description:
+          - Type V(command). The exit code that counts as healthy. Defaults to V(0).
+        type: int
+      stdout_regex:
+        description:
+          - Type V(command). A Python regular expression that must match somewhere in the first 64 KiB of the
+            standard output.
+        type: str
+      timeout:
+        description:
+          - Type V(command). Seconds (or a duration such as V(10s)) one run may take before it is killed and counts
+            as failed. Defaults to V(30).
+        type: raw
 """

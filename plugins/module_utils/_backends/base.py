@@ -105,53 +105,87 @@ class Backend:
         """Running and stopped replicas: [{id, name, state, health, image, started_at}], sorted by name.
 
         ``health`` is 'healthy', 'unhealthy', 'starting' or None when the platform has no health check.
+        Raises RunbookError naming ``service`` when the platform has no such service.
         """
         raise self.unsupported("list replicas")
 
-    def restart_replica(self, service, replica_id):
-        """Restart one replica gracefully; returns the id of the replica that replaces it (may be the same)."""
+    @staticmethod
+    def serving(replica):
+        """A replica of ``replicas()`` that runs and passes its health check (or has none)."""
+        return replica["state"] == "running" and replica["health"] in ("healthy", None)
+
+    def restart_replica(self, service, replica_id, stop_timeout=None):
+        """Restart one replica gracefully: stop signal, up to ``stop_timeout`` seconds (None: the platform's or
+        service's grace period) to finish requests in flight, then start. Returns the id of the replica that
+        replaces it (may be the same). Does not wait for it to become healthy: callers poll ``replicas``."""
         raise self.unsupported("restart a replica")
 
     def desired_replicas(self, service):
+        """How many replicas the platform keeps for ``service`` (running or not)."""
         raise self.unsupported("read the replica count")
 
     def scale(self, service, count):
+        """Set the replica count to ``count`` (>= 0) and return without waiting for health; existing healthy
+        replicas are kept."""
         raise self.unsupported("scale")
 
     # traffic: traffic_switch
     def slots(self):
-        """{slot name: service} of the blue/green slots."""
+        """{slot name: service} of the blue/green slots. Reads settings only (safe in ``validate()``)."""
         raise self.unsupported("list traffic slots")
 
     def active_slot(self):
+        """The name of the slot that receives public traffic now."""
         raise self.unsupported("read the active slot")
 
     def switch_slot(self, slot):
-        """Send public traffic to ``slot`` without dropping connections."""
+        """Send public traffic to ``slot`` without dropping connections; returns a description of what was done."""
         raise self.unsupported("switch traffic")
 
     # revisions: app_rollback
+    # A revision is {id, image, image_id, config, recorded_at}: ``config`` holds the (non-secret) settings that
+    # define it besides the image, ``id`` is a fingerprint of image_id + config.
     def current_revision(self, service):
-        """{id, image, config_fingerprint, ...} of what the service runs now."""
+        """The revision the service runs now (``recorded_at`` None)."""
         raise self.unsupported("read the current revision")
 
     def revision_history(self, service):
-        """Recorded revisions, newest first."""
+        """Recorded revisions, newest first: a log of deployments, so a revision may appear more than once."""
         raise self.unsupported("read the revision history")
 
+    def record_revision(self, service, revision):
+        """Append ``revision`` to the history unless it is the newest entry already; returns True when appended."""
+        raise self.unsupported("record a revision")
+
+    def require_deployable(self, service, revision):
+        """Raise RunbookError when ``revision`` cannot be deployed (its image is gone); changes nothing."""
+        raise self.unsupported("deploy a revision")
+
     def deploy_revision(self, service, revision):
+        """Make ``service`` run ``revision`` (image and config); returns without waiting for health."""
         raise self.unsupported("deploy a revision")
 
     # housekeeping: evidence_collect, cleanup
-    def collect_evidence(self, since, directory):
-        """Write platform evidence (logs, states) into ``directory``; returns the relative paths written."""
+    def collect_evidence(self, since, services=None, deploy_history=True):
+        """Platform evidence since ``since`` (an aware datetime): logs, replica states, the platform's own status
+        view and, with ``deploy_history``, recorded deploys. ``services`` None means all.
+
+        Returns ``[(relative path, read)]`` without reading anything yet, so check mode can list it; ``read()``
+        returns the file's whole content as bytes, NOT redacted (the caller redacts the assembled content).
+        """
         raise self.unsupported("collect evidence")
 
-    def cleanup_candidates(self, keep_images):
-        """{containers: [...], images: [...]} that cleanup would remove."""
+    def known_secrets(self):
+        """Secret values the platform's configuration holds (env and secret files): evidence must never show them."""
+        raise self.unsupported("list its secret values")
+
+    def cleanup_candidates(self, keep_images, scope="project"):
+        """What cleanup would remove: {containers: [{id, name, image, state}], images: [{id, repository, tags,
+        created}]}. ``scope`` 'project' limits both to the project, 'all' takes the whole host."""
         raise self.unsupported("list cleanup candidates")
 
-    def remove(self, candidates):
+    def remove(self, kind, candidate):
+        """Remove one candidate (``kind`` 'container' or 'image') of ``cleanup_candidates``."""
         raise self.unsupported("remove resources")
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import traceback
 
 from ansible_collections.ops.runbooks.plugins.module_utils._common.errors import ParameterError, RunbookError
@@ -132,3 +133,61 @@ class ComposeEngine:
             raise RunbookError(f"docker compose {' '.join(args)} failed (exit {done.returncode}): "
                                f"{done.stderr.strip()[-2000:]}")
         return done.stdout
+
+    # -- helpers for traffic and revisions -------------------------------------------------------------
+    def exec_in(self, service, argv):
+        """Run ``argv`` in every running container of ``service`` (Docker SDK exec); returns their names.
+
+        Raises RunbookError with the command's output when it fails anywhere."""
+        done = []
+        for container in self.containers(service, all=False):
+            try:
+                code, output = container.exec_run(list(argv), demux=False)
+            except docker.errors.APIError as exc:
+                raise RunbookError(f"{container.name}: running {' '.join(argv)} failed: {exc}") from None
+            if code != 0:
+                text = (output or b"").decode("utf-8", "replace").strip()[-2000:]
+                raise RunbookError(f"{container.name}: {' '.join(argv)} exited {code}: {text}")
+            done.append(container.name)
+        if not done:
+            raise RunbookError(f"compose project {self.project}: service {service!r} has no running container to "
+                               f"run {' '.join(argv)} in; start it (docker compose up -d {service})")
+        return done
+
+    def image_id(self, reference):
+        """The id of the local image ``reference`` (a name:tag or an id), None when there is no such image."""
+        try:
+            return self.client.images.get(reference).id
+        except docker.errors.ImageNotFound:
+            return None
+        except docker.errors.APIError as exc:
+            raise RunbookError(f"inspecting image {reference!r} failed: {exc}") from None
+
+    @staticmethod
+    def replace_file(path, text):
+        """Write ``text`` to ``path`` atomically (a temporary file in the same directory renamed over it), keeping
+        the file's mode, so a reader (nginx, docker compose) never sees half a file."""
+        directory = os.path.dirname(os.path.abspath(path))
+        mode = os.stat(path).st_mode & 0o7777 if os.path.exists(path) else 0o600
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=directory)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, mode)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    # -- added for the replicas capability (app_restart, app_scale) ------------------------------
+    def declared_services(self):
+        """Services the project's Compose files declare (``compose config --services``), read once per run.
+
+        Unlike ``services()`` it knows a service scaled to zero.
+        """
+        if getattr(self, "_declared_services", None) is None:
+            self._declared_services = sorted(self.compose("config", "--services").split())
+        return self._declared_services

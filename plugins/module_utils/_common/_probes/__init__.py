@@ -13,6 +13,8 @@ from __future__ import annotations
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.ops.runbooks.plugins.module_utils._common import validate
+from ansible_collections.ops.runbooks.plugins.module_utils._common._probes.command import CommandProbe
+from ansible_collections.ops.runbooks.plugins.module_utils._common._probes.compose import ComposeServiceProbe
 from ansible_collections.ops.runbooks.plugins.module_utils._common._probes.http import HttpProbe
 from ansible_collections.ops.runbooks.plugins.module_utils._common._probes.postgres import PostgresProbe
 from ansible_collections.ops.runbooks.plugins.module_utils._common._probes.redis import RedisProbe
@@ -24,7 +26,10 @@ from ansible_collections.ops.runbooks.plugins.module_utils._common.errors import
 __all__ = ["PROBE_TYPES", "probe_options", "parse_targets", "hide_secrets", "check_targets", "summarize",
            "Verification", "run_verification"]
 
-PROBE_TYPES = {cls.type: cls for cls in (HttpProbe, TcpProbe, PostgresProbe, RedisProbe, TlsProbe)}
+PROBE_TYPES = {
+    cls.type: cls
+    for cls in (HttpProbe, TcpProbe, PostgresProbe, RedisProbe, TlsProbe, ComposeServiceProbe, CommandProbe)
+}
 
 # Fields every type takes; handled by Probe.__init__.
 COMMON_OPTIONS = dict(
