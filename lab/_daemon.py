@@ -14,6 +14,15 @@ from dataclasses import asdict
 from pathlib import Path
 
 
+def alive(pid: int) -> bool:
+    """True when ``pid`` runs. PID 1 here may not reap orphans, so a killed daemon can linger as a zombie
+    (which ``kill(pid, 0)`` still finds): that counts as gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 class DaemonState:
     DAEMON = "daemon"
 
@@ -42,10 +51,9 @@ class DaemonState:
     def pid(self) -> int | None:
         try:
             pid = int(self.pidfile.read_text().strip())
-            os.kill(pid, 0)
-            return pid
-        except (FileNotFoundError, ValueError, ProcessLookupError):
+        except (FileNotFoundError, ValueError):
             return None
+        return pid if alive(pid) else None
 
     def running(self) -> bool:
         return self.pid() is not None

@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from lab._daemon import alive
+
 CACHE = Path(os.environ.get("OPS_RUNBOOKS_CACHE")
              or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ops-runbooks")
 ENGINE_DIR = CACHE / "docker"
@@ -100,14 +102,6 @@ def _read_sysctl(name: str) -> str | None:
         return None
 
 
-def _alive(pid: int) -> bool:
-    # PID 1 here may not reap orphans, so a stopped dockerd can linger as a zombie: that counts as gone.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
 def start(timeout: float = 60) -> bool:
     """Start dockerd unless an engine already answers on the default socket. Returns True when it started one."""
     if answering():
@@ -148,12 +142,12 @@ def stop(timeout: float = 30) -> str:
         if others:
             return f"dockerd left running: {len(others)} container(s) not removed by the lab still exist"
     pid = state["pid"]
-    if _alive(pid):
+    if alive(pid):
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while _alive(pid) and time.monotonic() < deadline:
+        while alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        if _alive(pid):
+        if alive(pid):
             os.kill(pid, signal.SIGKILL)
     clean_host_network(state)
     _unmount_exec_root()

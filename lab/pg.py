@@ -25,6 +25,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from lab._daemon import alive
+
 DEFAULT_DIR = Path(os.environ.get("OPS_RUNBOOKS_LAB_DIR", "/tmp/ops-runbooks-lab")) / "pg"
 ADMIN_USER = "runbook_admin"
 REPLICATION_USER = "replicator"
@@ -69,13 +71,15 @@ class Server:
         if not pid.exists():
             return False
         try:
-            os.kill(int(pid.read_text().split()[0]), 0)
-            return True
-        except (ProcessLookupError, ValueError):
+            return alive(int(pid.read_text().split()[0]))
+        except ValueError:
             return False
 
     def start(self) -> None:
         if not self.running():
+            # A killed postmaster left its lock file, and its pid may linger as a zombie that PostgreSQL's own
+            # check would take for a live server.
+            (Path(self.datadir) / "postmaster.pid").unlink(missing_ok=True)
             _as_postgres([str(bindir() / "pg_ctl"), "-D", self.datadir, "-l", self.logfile, "-w", "-t", "60", "start"])
 
     def stop(self, mode: str = "fast") -> None:
