@@ -79,7 +79,10 @@ class Server:
         if not self.running():
             # A killed postmaster left its lock file, and its pid may linger as a zombie that PostgreSQL's own
             # check would take for a live server.
+            # The same goes for its socket lock file.
             (Path(self.datadir) / "postmaster.pid").unlink(missing_ok=True)
+            for stale in (f".s.PGSQL.{self.port}.lock", f".s.PGSQL.{self.port}"):
+                (Path(self.socket_dir) / stale).unlink(missing_ok=True)
             _as_postgres([str(bindir() / "pg_ctl"), "-D", self.datadir, "-l", self.logfile, "-w", "-t", "60", "start"])
 
     def stop(self, mode: str = "fast") -> None:
