@@ -117,6 +117,7 @@ class FakeModule:
         self.params = params
         self.check_mode = check_mode
         self._diff = diff
+        self.argument_spec = {}
 
 
 class Counter(Procedure):
@@ -248,7 +249,7 @@ class PassingProbes:
 def test_verify_probes_run_once_after_apply_and_report():
     store = {"value": 1}
     proc = Counter(FakeModule(target=3), store)
-    proc.verification = PassingProbes()
+    proc.verify_probes = PassingProbes()
     result = proc.run()
     assert result["verification"] == {"healthy": True}
 
@@ -256,7 +257,7 @@ def test_verify_probes_run_once_after_apply_and_report():
 def test_failed_verify_probes_roll_back():
     store = {"value": 1}
     proc = Counter(FakeModule(target=3), store)
-    probes = proc.verification = FailingProbes()
+    probes = proc.verify_probes = FailingProbes()
     with pytest.raises(RunbookError, match="verification failed"):
         proc.run()
     assert probes.runs == 1
@@ -266,6 +267,6 @@ def test_failed_verify_probes_roll_back():
 def test_verify_probes_skipped_in_check_mode_and_without_change():
     for module, store in ((FakeModule(check_mode=True, target=3), {"value": 1}), (FakeModule(target=1), {"value": 1})):
         proc = Counter(module, store)
-        probes = proc.verification = FailingProbes()
+        probes = proc.verify_probes = FailingProbes()
         assert "verification" not in proc.run()
         assert probes.runs == 0

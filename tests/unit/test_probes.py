@@ -296,7 +296,8 @@ class Deploy(Procedure):
         self.store = store
 
     def validate(self):
-        self.verification = probes.Verification(self.params, self.module)
+        # Procedure.run() runs these after the change, as for every module taking ``verify``.
+        self.verify_probes = probes.Verification(self.params, self.module)
 
     def observe(self):
         return {"version": self.store["version"]}
@@ -305,9 +306,6 @@ class Deploy(Procedure):
         target = self.params["version"]
         return [] if before["version"] == target else [Step(f"deploy {target}", lambda: self.store.update(
             version=target))]
-
-    def verify(self, before, applied):
-        self.verification.run()
 
     def rollback(self, before, applied, error):
         self.store["version"] = before["version"]

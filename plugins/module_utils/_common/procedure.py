@@ -93,7 +93,8 @@ class Procedure:
         Built before anything is touched, so a bad probe fails fast; run after ``verify()`` by ``run()``, so
         every changing module proves its change the same way and rolls back the same way when it fails.
         """
-        if "verify" not in self.params:
+        option = getattr(self.module, "argument_spec", {}).get("verify") or {}
+        if option.get("elements") != "dict":  # no verify option, or one of the module's own (pg_backup)
             return None
         from ansible_collections.ops.runbooks.plugins.module_utils._common._probes import Verification
 
@@ -102,8 +103,8 @@ class Procedure:
     def run(self):
         watch = Stopwatch()
         self.validate()
-        if getattr(self, "verification", None) is None:
-            self.verification = self.verification_probes()
+        if getattr(self, "verify_probes", None) is None:
+            self.verify_probes = self.verification_probes()
         verification = None
         before = self.observe()
         steps = self.plan(before)
@@ -114,8 +115,8 @@ class Procedure:
                     step.apply()
                     applied.append(step)
                 self.verify(before, applied)
-                if self.verification is not None:
-                    verification = self.verification.run()
+                if self.verify_probes is not None:
+                    verification = self.verify_probes.run()
             except RunbookError as exc:
                 exc.details.setdefault("applied", [s.describe() for s in applied])
                 exc.details["rolled_back"] = self.rollback(before, applied, exc)

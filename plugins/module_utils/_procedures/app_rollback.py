@@ -47,7 +47,7 @@ class AppRollback(Procedure):
                                                                               allow_zero=True)
         self.wait_timeout = validate.positive(validate.duration_seconds(p["wait_timeout"], "wait_timeout"),
                                               "wait_timeout")
-        self.verification = Verification(p, self.module)
+        self.verify_probes = Verification(p, self.module)
         self.backend = self.own(select_backend(p["platform"], p["platform_settings"], self.check_mode))
         self.backend.revision_vars(p["service"])
         self.recorded = False

@@ -34,7 +34,7 @@ class TrafficSwitch(Procedure):
 
     def validate(self):
         p = self.params
-        self.verification = Verification(p, self.module)
+        self.verify_probes = Verification(p, self.module)
         for param in ("health_path", "version_path"):
             if p[param] and not p[param].startswith("/"):
                 raise ParameterError(param, f"{p[param]!r} must be a path starting with '/'")
@@ -44,7 +44,7 @@ class TrafficSwitch(Procedure):
             raise ParameterError("to", f"{p['to']!r} is not a slot of platform_settings.slots; choose one of "
                                        f"{', '.join(sorted(self.slots))}")
         if p["public_url"]:
-            self.verification.probes += parse_targets(self.public_probes(), "public_url")
+            self.verify_probes.probes += parse_targets(self.public_probes(), "public_url")
 
     def public_probes(self):
         """After the switch the public endpoint must be healthy and, through ``version_path``, name the new slot."""
