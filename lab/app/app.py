@@ -225,12 +225,26 @@ class App:
         # shutdown() blocks until serve_forever returns, so it cannot run in the signal handler's thread.
         threading.Thread(target=self.server.shutdown, daemon=True).start()
 
+    def drain_backlog(self) -> None:
+        """Serve the connections already queued on the listening socket. Closing it would reset them after the
+        proxy has sent their request, and a proxy must not retry a POST it has sent."""
+        sock = self.server.socket
+        sock.setblocking(False)
+        while True:
+            try:
+                request, address = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            request.setblocking(True)
+            self.server.process_request(request, address)
+
     def serve(self) -> None:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
         print(f"lab-app slot={self.slot} revision={self.revision} listening on {self.server.server_address}",
               file=sys.stderr, flush=True)
         self.server.serve_forever(poll_interval=0.1)
+        self.drain_backlog()
         self.server.server_close()  # closes the listening socket first, then joins the request threads
         print("lab-app stopped after finishing requests in flight", file=sys.stderr, flush=True)
 
