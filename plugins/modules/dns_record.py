@@ -11,7 +11,8 @@ version_added: 0.1.0
 description:
   - Reads the record's current RRset from the zone's authoritative server, replaces it with O(values) and
     O(ttl) in one atomic change, then waits until the authoritative server and every O(verify_resolver)
-    answer the new values. When they do not within O(verify_timeout), the old RRset is put back.
+    answer the new values, then runs the O(verify) probes, if any. When the new values are not served within
+    O(verify_timeout), or a probe fails, the old RRset is put back.
   - With O(provider=rfc2136), the change is one RFC 2136 dynamic UPDATE signed with a TSIG key. It deletes the
     RRset and adds the new one, with a prerequisite that the RRset is still what was read, so a concurrent
     change is never overwritten.
@@ -100,13 +101,8 @@ options:
     type: list
     elements: str
     default: []
-  verify_timeout:
-    description:
-      - Seconds (or a duration such as V(90s), V(5min)) to wait for the authoritative server and the resolvers to
-        answer the new values. When they still do not, the old RRset is restored and the module fails.
-    type: raw
-    default: 60
 extends_documentation_fragment:
+  - ops.runbooks.verify
   - ops.runbooks.attributes
 attributes:
   check_mode:
@@ -145,6 +141,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+verification:
+  description: Result of the O(verify) probes after the change (per-probe details); absent when nothing was probed.
+  returned: when O(verify) is set and something changed
+  type: dict
 provider:
   description: The provider used.
   returned: always

@@ -158,6 +158,18 @@ def test_failed_verification_rolls_back(dns_lab, dns_params):
     assert _answer(dns_lab, record) == (["10.0.0.1"], 300)
 
 
+def test_failed_verify_probe_rolls_back(dns_lab, dns_params):
+    # The record is served, but the shared verify probes (here: the service behind the name) fail.
+    record = _name()
+    _seed(dns_lab, record, "A", 300, "10.0.0.1")
+    res = run_module("dns_record", dict(dns_params, record=record, values=["10.0.0.5"], verify_timeout=1,
+                                        verify=[{"type": "tcp", "host": "127.0.0.1", "port": closed_port()}]))
+    assert res.failed and "verification failed" in res["msg"], res
+    assert res["verification"]["healthy"] is False
+    assert res["rolled_back"] == [f"restored {record}.lab.example. A to ['10.0.0.1'] ttl 300"], res
+    assert _answer(dns_lab, record) == (["10.0.0.1"], 300)
+
+
 def test_bad_input_sends_nothing(dns_lab, dns_params):
     victim = _name()
     serial = dns_lab.serial()

@@ -11,7 +11,7 @@ import re
 
 from ansible_collections.ops.runbooks.plugins.module_utils._clients import dns as dnsclient
 from ansible_collections.ops.runbooks.plugins.module_utils._common import validate
-from ansible_collections.ops.runbooks.plugins.module_utils._common.argspec import ArgumentSpec
+from ansible_collections.ops.runbooks.plugins.module_utils._common.argspec import ArgumentSpec, verify_argspec
 from ansible_collections.ops.runbooks.plugins.module_utils._common.clock import wait_until
 from ansible_collections.ops.runbooks.plugins.module_utils._common.errors import ParameterError, RunbookError
 from ansible_collections.ops.runbooks.plugins.module_utils._common.procedure import Procedure, Step
@@ -69,11 +69,10 @@ class DnsRecord(Procedure):
                 key_algorithm=dict(type="str", default="hmac-sha256", choices=dnsclient.TSIG_ALGORITHMS),
                 timeout=dict(type="int", default=10),
                 verify_resolver=dict(type="list", elements="str", default=[]),
-                verify_timeout=dict(type="raw", default=60),
             ),
             required_together=[["key_name", "key_secret"]],
             required_if=[["state", "present", ["values"]], ["provider", "rfc2136", ["server"]]],
-        )
+        ).merge(verify_argspec())
 
     # -- input ---------------------------------------------------------------------------------------
     def validate(self):
