@@ -150,7 +150,7 @@ def stop(timeout: float = 30) -> str:
         if alive(pid):
             os.kill(pid, signal.SIGKILL)
     clean_host_network(state)
-    _unmount_exec_root()
+    _unmount_engine_dirs()
     STARTED_FILE.unlink()
     left = leftovers()
     if left:
@@ -192,12 +192,14 @@ def clean_host_network(state: dict) -> None:
             Path("/proc/sys", name).write_text(value)
 
 
-def _unmount_exec_root() -> None:
-    # dockerd leaves its default network namespace mounted under the exec root when it stops.
-    root = ENGINE_DIR / "exec"
-    for mount in sorted(_mounts_under(root), reverse=True):
-        run(["umount", mount], env=None)
-    shutil.rmtree(root, ignore_errors=True)
+def _unmount_engine_dirs() -> None:
+    # dockerd leaves its default network namespace mounted under the exec root when it stops, and a dockerd
+    # that did not finish its shutdown (killed after the timeout) leaves the bind mount it puts on its data root
+    # to make it shared, and any container rootfs still mounted. Deepest first; lazily when still busy.
+    for mount in sorted(_mounts_under(ENGINE_DIR), key=len, reverse=True):
+        if run(["umount", mount], env=None, check=False).returncode != 0:
+            run(["umount", "--lazy", mount], env=None)
+    shutil.rmtree(ENGINE_DIR / "exec", ignore_errors=True)
 
 
 def _iptables(table: str, *args: str) -> list[str]:
