@@ -12,23 +12,15 @@ export ANSIBLE_COLLECTIONS_PATH="$root/.collections"
 py="$venv/bin/python"
 status=0
 
-# The labs listen on fixed loopback ports inside Linux's ephemeral range (55000-58999): keep the kernel from
-# handing those out to outgoing connections, which would make a lab server's bind fail at random.
-reserve_lab_ports() {
-  local f=/proc/sys/net/ipv4/ip_local_reserved_ports
-  if [ -w "$f" ] && ! grep -q '55000-58999' "$f"; then
-    local existing
-    existing=$(cat "$f")
-    echo "55000-58999${existing:+,$existing}" > "$f" || true
-  fi
-}
+# shellcheck source=scripts/lab-ports.sh
+. scripts/lab-ports.sh
 
 # The labs the tests need; each is stopped at the end only when this run started it.
 labs_started=()
 lab_up() {
   local lab
   reserve_lab_ports
-  for lab in pg dns redis; do
+  for lab in pg dns redis acme k8s; do
     if ! "$py" -m "lab.$lab" status 2>/dev/null | grep -q running || "$py" -m "lab.$lab" status | grep -q stopped; then
       labs_started+=("$lab")
     fi

@@ -43,15 +43,26 @@ init_primary() {
     --locale=C.UTF-8 --data-checksums >/dev/null
   common_conf
   as_postgres pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w -s start
+  # The app logs in as the role named in its config (secret_rotate alternates app_a and app_b, members of the
+  # group role app that owns everything); before any rotation that is app itself.
+  APP_USER=$(cat /run/config/db_app_user 2>/dev/null || echo app)
   ADMIN_PW=$(cat /run/secrets/db_admin_password) APP_PW=$(cat /run/secrets/db_app_password) \
-  REPL_PW=$(cat /run/secrets/db_replication_password) \
+  REPL_PW=$(cat /run/secrets/db_replication_password) APP_USER=${APP_USER:-app} \
     as_postgres psql -X -q -v ON_ERROR_STOP=1 -d postgres <<SQL
 \getenv admin_pw ADMIN_PW
 \getenv app_pw APP_PW
 \getenv repl_pw REPL_PW
+\getenv app_user APP_USER
 CREATE ROLE runbook_admin LOGIN SUPERUSER PASSWORD :'admin_pw';
 CREATE ROLE replicator LOGIN REPLICATION PASSWORD :'repl_pw';
+SELECT :'app_user' = 'app' AS app_logs_in \gset
+\if :app_logs_in
 CREATE ROLE app LOGIN PASSWORD :'app_pw';
+\else
+CREATE ROLE app NOLOGIN;
+CREATE ROLE :"app_user" LOGIN PASSWORD :'app_pw' IN ROLE app;
+ALTER ROLE :"app_user" SET role = app;
+\endif
 CREATE DATABASE app OWNER app;
 CREATE EXTENSION pg_stat_statements;
 SELECT pg_create_physical_replication_slot('$SLOT');
@@ -61,6 +72,12 @@ SQL
 
 init_replica() {
   until as_postgres pg_isready -q -h "$PG_PRIMARY_HOST" -p 5432; do sleep 0.2; done
+  # A newly promoted primary (DR failback rebuilds the old primary as its replica) has no slot yet.
+  if ! out=$(PGPASSFILE=/var/lib/postgresql/.pgpass as_postgres psql -X -q --no-password \
+      "host=$PG_PRIMARY_HOST port=5432 user=replicator dbname=postgres replication=database" \
+      -c "CREATE_REPLICATION_SLOT $SLOT PHYSICAL RESERVE_WAL" 2>&1); then
+    case "$out" in *"already exists"*) ;; *) echo "$out" >&2; exit 1 ;; esac
+  fi
   PGPASSFILE=/var/lib/postgresql/.pgpass as_postgres pg_basebackup --no-password -h "$PG_PRIMARY_HOST" -p 5432 \
     -U replicator -D "$PGDATA" -X stream -S "$SLOT" -c fast
   common_conf
