@@ -16,3 +16,13 @@ for path in (str(COLLECTIONS), str(ROOT)):
         sys.path.insert(0, path)
 
 pytest_plugins = ["tests.helpers.fixtures"]
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Figures tests measured (the DR drill's RTO and RPO), printed after the results."""
+    from tests.helpers.summary import LINES
+
+    if LINES:
+        terminalreporter.section("measured")
+        for line in LINES:
+            terminalreporter.write_line(line)

@@ -50,7 +50,7 @@ def parse_time(value, param="at"):
 def assess(args, clock, now):
     """The milestone record, the RTO clock fact to keep, and the breaches (pure, for the unit tests)."""
     name = args["name"]
-    at = parse_time(args["at"])
+    at = now if args["at"] in (None, "") else parse_time(args["at"])
     if at > now + 5:
         raise ParameterError("at", f"{args['at']!r} is in the future; give the time the milestone happened")
     target = validate.duration_seconds(args["rto_target"], "rto_target")

@@ -69,6 +69,8 @@ def run_playbook(tasks, check=False, diff=False, extravars=None, verbosity=0, mo
             "ANSIBLE_DEPRECATION_WARNINGS": "0",
             # ansible-runner drops a task's result from its event above 700 kB; the tests read whole results.
             "MAX_EVENT_RES": str(256 * 1024 * 1024),
+            # The runbook_report callback (ansible.cfg) writes each run's report here, removed with the run.
+            "OPS_RUNBOOKS_REPORT_DIR": str(tmp / "reports"),
         }
         env.update(envvars or {})
         runner = ansible_runner.run(
