@@ -275,7 +275,8 @@ class CallbackModule(CallbackBase):
         if task is None:
             return
         res = result._result
-        changed = bool(res.get("changed")) and status == "ok"
+        # A check-mode task's "changed" is a prediction: the run changed nothing there.
+        changed = bool(res.get("changed")) and status == "ok" and not result._task.check_mode
         msg = res.get("msg") if status in ("failed", "unreachable") and isinstance(res.get("msg"), str) else None
         now = time.time()
         self.run.task_result(task, result._host.get_name(), status, changed, now, msg)
