@@ -47,7 +47,7 @@ import json
 import os
 import re
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from ansible.plugins.callback import CallbackBase
 
@@ -55,7 +55,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 def _iso(epoch):
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(epoch, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _fmt(seconds):
@@ -160,10 +160,12 @@ def render_markdown(data):
         lines.append(f"- RPO: {r['lost_rows']} committed row(s) lost (target "
                      f"{'-' if r['target_rows'] is None else r['target_rows']}: "
                      f"{ {True: 'met', False: 'BREACHED', None: 'no target'}[r['met']] })")
-    lines += ["", "## Phases", "", "| phase | start | duration | tasks | changed | failed |", "|---|---:|---:|---:|---:|---:|"]
+    lines += ["", "## Phases", "", "| phase | start | duration | tasks | changed | failed |",
+              "|---|---:|---:|---:|---:|---:|"]
     lines += [f"| {p['phase']} | {p['started_at']:.1f}s | {p['seconds']:.1f}s | {p['tasks']} | {p['changed']} | "
               f"{p['failed']} |" for p in data["phases"]]
-    lines += ["", "## Tasks", "", "| start | duration | status | changed | phase | task |", "|---:|---:|---|---|---|---|"]
+    lines += ["", "## Tasks", "", "| start | duration | status | changed | phase | task |",
+              "|---:|---:|---|---|---|---|"]
     lines += [f"| {t['started_at']:.1f}s | {t['seconds']:.1f}s | {t['status']} | {'yes' if t['changed'] else 'no'} | "
               f"{t['phase']} | {t['name'].replace('|', '/')} |" for t in data["tasks"]]
     if data["milestones"]:

@@ -11,7 +11,7 @@ version_added: 0.2.0
 description:
   - Takes the keys of rows whose commit was acknowledged to clients, from a ledger file (one key per line,
     what a writer appends after each successful commit) or a list, and counts those the server does not have
-    in O(table). After a failover, run it against the new primary: the count is the recovery point actually
+    in O(table). After a failover, run it against the new primary; the count is the recovery point actually
     achieved, counted rather than estimated from replication lag.
   - Compares keys as text, so integer, UUID and text keys all work. The keys are sent as one array parameter.
   - Never changes anything.

@@ -32,7 +32,7 @@ options:
     required: true
   owner:
     description:
-      - Who holds the lock: an identifier unique to this run, so the run that took the lock is the one that
+      - Who holds the lock, an identifier unique to this run, so the run that took the lock is the one that
         releases it.
     type: str
     required: true

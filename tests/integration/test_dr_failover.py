@@ -17,8 +17,8 @@ import dns.query
 import psycopg
 import pytest
 
-from lab import docker, dr
 from lab import dns as dns_lab
+from lab import docker, dr
 from lab.dr import drill as dr_drill
 from tests.helpers.summary import record
 

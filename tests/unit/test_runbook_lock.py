@@ -39,7 +39,8 @@ def test_second_owner_is_refused_and_release_is_idempotent(tmp_path):
         {"ops.runbooks.runbook_lock": lock(tmp_path, state="absent")},
     ]).results
     assert results[0].changed
-    assert results[1].failed and "held by 'run-1'" in results[1]["msg"] and "another run is in progress" in results[1]["msg"]
+    assert results[1].failed and "held by 'run-1'" in results[1]["msg"]
+    assert "another run is in progress" in results[1]["msg"]
     assert results[2].failed and "only its owner releases it" in results[2]["msg"]
     assert results[3].changed and not results[4].changed
     assert not (tmp_path / "dr-failover.lock").exists()
