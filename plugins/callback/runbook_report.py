@@ -145,9 +145,9 @@ class Run:
 
 def render_markdown(data):
     s = data["summary"]
+    breached = f" (breached: {', '.join(s['breached'])})" if s["breached"] else ""
     lines = [f"# Runbook report: {s['playbook']}", "",
-             f"- result: **{s['result'].upper()}**" + (f" (breached: {', '.join(s['breached'])})" if s["breached"]
-                                                      else ""),
+             f"- result: **{s['result'].upper()}**{breached}",
              f"- started {s['started_at']}, took {s['duration_seconds']:.1f}s, {s['tasks']} tasks, "
              f"{s['changed_tasks']} changed"]
     if s["rto"]:
@@ -293,8 +293,8 @@ class CallbackModule(CallbackBase):
         if clock:
             elapsed = now - clock["started_at"]
             target = clock.get("target_seconds")
-            line += (f"; RTO clock {elapsed:.1f}s" + (f" of {target:g}s ({100 * elapsed / target:.0f}% of the budget)"
-                                                     if target else ""))
+            budget = f" of {target:g}s ({100 * elapsed / target:.0f}% of the budget)" if target else ""
+            line += f"; RTO clock {elapsed:.1f}s{budget}"
         self._display.display(line, color="bright blue" if not clock or not clock.get("target_seconds") or
                               now - clock["started_at"] <= clock["target_seconds"] else "bright red")
 
