@@ -47,7 +47,7 @@ class PgDataLoss(Procedure):
         return postgres_connection_argspec().merge(ArgumentSpec(
             dict(
                 table=dict(type="str", required=True),
-                key_column=dict(type="str", default="id"),
+                key_column=dict(type="str", default="id", no_log=False),
                 ledger=dict(type="path"),
                 keys=dict(type="list", elements="str", no_log=False),
                 max_lost_rows=dict(type="int"),
