@@ -14,6 +14,7 @@ need_apt=()
 command -v runuser >/dev/null || need_apt+=(util-linux)
 [ -x /usr/sbin/named ] && [ -x /usr/sbin/tsig-keygen ] || need_apt+=(bind9 bind9-utils)
 command -v redis-server >/dev/null || need_apt+=(redis-server)
+command -v pebble >/dev/null || need_apt+=(pebble)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "bootstrap: installing ${need_apt[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
@@ -37,6 +38,16 @@ if [ ! -x "$venv/bin/ansible-playbook" ] || [ ! -f "$venv/.complete" ]; then
   "$python" -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check $pins >&2
   touch "$venv/.complete"
+fi
+
+# The Kubernetes lab's control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok) is
+# built from upstream sources through the Go module proxy, once per machine: cached under
+# ~/.cache/ops-runbooks/k8s/<versions>, so only the first run pays (tens of minutes on 2 cores; see lab/k8s_build.py).
+# OPS_RUNBOOKS_SKIP_K8S_BUILD=1 skips it, and so does a build already running elsewhere: `python -m lab.k8s up`
+# builds (or waits for the running build) when the lab is first needed.
+if [ -z "${OPS_RUNBOOKS_SKIP_K8S_BUILD:-}" ] && ! (cd "$root" && "$python" -m lab.k8s_build --print-bin >/dev/null); then
+  echo "bootstrap: building the Kubernetes lab binaries (once per machine)" >&2
+  (cd "$root" && "$python" -m lab.k8s_build --if-idle >&2)
 fi
 
 # ansible-test sanity downloads a pip bootstrap script; no download is possible here, so give it one

@@ -6,15 +6,24 @@
     GET  /version         slot (blue/green), revision and the replica's hostname
     POST /items           stores a JSON object in PostgreSQL (and caches it in Redis); 201 with its id
     GET  /items/<id>      the stored object, from Redis when cached, else from PostgreSQL
+    GET  /credentials     which credentials this replica uses: the database login role and fingerprints of the
+                          database and Redis passwords and of the current and previous JWT signing keys (never a value)
+    POST /token           a JWT (HS256) signed with the current signing key
+    GET  /whoami          200 when the Bearer token is signed with the current or the previous key, else 401
 
 Settings come from the environment (DATABASE_URL without a password, REDIS_URL, APP_SLOT, APP_REVISION);
-passwords come from files (DATABASE_PASSWORD_FILE, REDIS_PASSWORD_FILE: Compose secrets under /run/secrets),
-so they never show in `docker inspect`. On SIGTERM the server stops accepting connections, finishes the
+passwords and keys come from files (DATABASE_PASSWORD_FILE, REDIS_PASSWORD_FILE, JWT_SIGNING_KEY_FILE,
+JWT_SIGNING_KEY_PREVIOUS_FILE: Compose secrets under /run/secrets), so they never show in `docker inspect`; the
+database login role, when DATABASE_USER_FILE names a file, comes from it (secret_rotate alternates two
+roles). On SIGTERM the server stops accepting connections, finishes the
 requests in flight and exits.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import os
 import pwd
@@ -49,6 +58,32 @@ def read_secret(env_name: str) -> str:
     return Path(path).read_text().strip() if path else ""
 
 
+def fingerprint(value: str) -> str | None:
+    """The digest secret_rotate compares (_credentials.fingerprint): tells versions apart, reveals nothing."""
+    if not value:
+        return None
+    return "sha256:" + hashlib.sha256(b"ops.runbooks fingerprint:" + value.encode()).hexdigest()[:16]
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def jwt_sign(key: str, claims: dict) -> str:
+    head = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + "." + _b64(json.dumps(claims).encode())
+    return head + "." + _b64(hmac.new(key.encode(), head.encode(), hashlib.sha256).digest())
+
+
+def jwt_check(keys: dict[str, str], token: str) -> tuple[str, dict] | None:
+    """(name of the key that signed ``token``, its claims), None when no key of ``keys`` did."""
+    head, _dot, signature = token.rpartition(".")
+    for name, key in keys.items():
+        if key and hmac.compare_digest(_b64(hmac.new(key.encode(), head.encode(), hashlib.sha256).digest()), signature):
+            payload = head.partition(".")[2]
+            return name, json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return None
+
+
 def drop_privileges(user: str) -> None:
     """Compose without swarm bind-mounts secret files with the host's owner and 0600 mode, so only root can read
     them: the process starts as root, reads them, then runs as ``user`` for everything else."""
@@ -63,9 +98,11 @@ def drop_privileges(user: str) -> None:
 class Store:
     """PostgreSQL (the record) and Redis (a read cache). Broken connections are dropped, never reused."""
 
-    def __init__(self, database_url: str, database_password: str, redis_url: str, redis_password: str):
+    def __init__(self, database_url: str, database_password: str, redis_url: str, redis_password: str,
+                 database_user: str = ""):
+        user = {"user": database_user} if database_user else {}
         self.pool = psycopg2.pool.ThreadedConnectionPool(0, 20, database_url, password=database_password,
-                                                         connect_timeout=2, application_name="lab-app")
+                                                         connect_timeout=2, application_name="lab-app", **user)
         self.redis = redis.Redis.from_url(redis_url, password=redis_password or None, socket_timeout=2,
                                           socket_connect_timeout=2, decode_responses=True)
         self._schema_ready = False
@@ -155,12 +192,24 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(200 if ready else 503, {"status": "ready" if ready else "not ready", "checks": checks})
         if self.path == "/version":
             return self._send(200, {"slot": app.slot, "revision": app.revision, "hostname": socket.gethostname()})
+        if self.path == "/credentials":
+            return self._guarded(self._credentials, None)
+        if self.path == "/whoami":
+            token = (self.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
+            found = jwt_check({"current": app.jwt_key, "previous": app.jwt_previous}, token) if token else None
+            if found is None:
+                return self._send(401, {"error": "no token signed with a key this replica accepts"})
+            return self._send(200, {"key": found[0], "claims": found[1]})
         match = ITEM_PATH.match(self.path)
         if match:
             return self._guarded(self._get_item, int(match.group(1)))
         return self._send(404, {"error": f"no route for GET {self.path}"})
 
     def do_POST(self):
+        app: App = self.server.app
+        if self.path == "/token" and app.jwt_key:
+            return self._send(200, {"token": jwt_sign(app.jwt_key, {"sub": "lab", "slot": app.slot}),
+                                    "key": fingerprint(app.jwt_key)})
         if self.path != "/items":
             return self._send(404, {"error": f"no route for POST {self.path}"})
         length = int(self.headers.get("Content-Length") or 0)
@@ -173,6 +222,17 @@ class Handler(BaseHTTPRequestHandler):
         if not isinstance(body, dict):
             return self._send(400, {"error": "body must be a JSON object"})
         return self._guarded(self._add_item, body)
+
+    def _credentials(self, _arg):
+        app: App = self.server.app
+        with app.store.cursor() as cur:
+            cur.execute("SELECT session_user")
+            session_user = cur.fetchone()[0]
+        return self._send(200, {
+            "database": {"user": session_user, "password": fingerprint(app.secrets["database"])},
+            "redis": {"password": fingerprint(app.secrets["redis"])},
+            "jwt": {"current": fingerprint(app.jwt_key), "previous": fingerprint(app.jwt_previous)},
+        })
 
     def _get_item(self, item_id):
         body, source = self.server.app.store.get(item_id)
@@ -213,8 +273,13 @@ class App:
         self.slot = env.get("APP_SLOT", "blue")
         self.revision = env.get("APP_REVISION", "unknown")
         self.draining = threading.Event()
-        self.store = Store(env["DATABASE_URL"], read_secret("DATABASE_PASSWORD_FILE"),
-                           env["REDIS_URL"], read_secret("REDIS_PASSWORD_FILE"))
+        # The connection string comes from a secret file when one is named (DR: failover rewrites it), else env.
+        database_url = read_secret("DATABASE_URL_FILE") or env["DATABASE_URL"]
+        self.secrets = {"database": read_secret("DATABASE_PASSWORD_FILE"), "redis": read_secret("REDIS_PASSWORD_FILE")}
+        self.jwt_key = read_secret("JWT_SIGNING_KEY_FILE")
+        self.jwt_previous = read_secret("JWT_SIGNING_KEY_PREVIOUS_FILE")
+        self.store = Store(database_url, self.secrets["database"], env["REDIS_URL"], self.secrets["redis"],
+                           database_user=read_secret("DATABASE_USER_FILE"))
         self.server = ThreadingHTTPServer(("0.0.0.0", int(env.get("APP_PORT", "8000"))), Handler)
         # Non-daemon request threads: server_close() then waits for the requests in flight.
         self.server.daemon_threads = False

@@ -5,7 +5,8 @@
     python -m lab.compose status [--dir DIR]            # exit 0 when every container is running and healthy
 
 The deployment directory (default /tmp/ops-runbooks-lab/compose) is laid out like one on a real host:
-compose.yaml, .env (images, revisions, replicas, ports), secrets/ (generated once, 0600) and nginx/ (bind-mounted
+compose.yaml, .env (images, revisions, replicas, ports), secrets/ (generated once, 0600), config/ (non-secret values
+the app reads beside them, such as its database login role) and nginx/ (bind-mounted
 into the nginx container; active_slot.conf is runtime state owned by traffic_switch, so `up` never overwrites it).
 `up` is idempotent and `down --purge` also deletes the directory and its secrets.
 """
@@ -33,8 +34,12 @@ DEFAULT_DIR = Path(os.environ.get("OPS_RUNBOOKS_LAB_DIR", "/tmp/ops-runbooks-lab
 PROJECT = "ops-runbooks-lab"
 BIND = "127.0.0.1"
 PORTS = {"NGINX_PORT": 58080, "BLUE_PORT": 58081, "GREEN_PORT": 58082,
-         "PG_PRIMARY_PORT": 58432, "PG_REPLICA_PORT": 58433, "REDIS_PORT": 58379}
-SECRETS = ("db_admin_password", "db_app_password", "db_replication_password", "redis_password")
+         "PG_PRIMARY_PORT": 58432, "PG_REPLICA_PORT": 58433, "REDIS_PORT": 58379, "NGINX_TLS_PORT": 55443}
+SECRETS = ("db_admin_password", "db_app_password", "db_replication_password", "redis_password", "jwt_signing_key")
+# Created once with these contents, then owned by secret_rotate: the previous JWT key (none yet) and the login role
+# the app uses (`app` until the first rotation moves it to app_a/app_b).
+EMPTY_SECRETS = ("jwt_signing_key_previous",)
+CONFIGS = {"db_app_user": "app"}
 # What the application needs, in the debootstrap base every image starts from.
 BASE_PACKAGES = ["python3", "python3-psycopg2", "python3-redis"]
 IMAGES = {  # .env variable -> (repository, build context)
@@ -92,6 +97,36 @@ def _write_secret(path: Path) -> None:
         f.write(secrets.token_urlsafe(24))
 
 
+TLS_NAMES = ("www.lab.example",)  # in the DNS lab's zone, so cert_renew can prove it with dns-01 against lab.acme
+
+
+def write_self_signed(directory: Path, days: int = 10, names: tuple[str, ...] = TLS_NAMES) -> None:
+    """nginx's first certificate: self-signed for ``names``, valid ``days`` days (so a renewal is due), the key 0600."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=days))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+            .sign(key, hashes.SHA256()))
+    key_file = directory / "key.pem"
+    key_file.unlink(missing_ok=True)
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    (directory / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
 def render(base: Path, images: dict[str, str]) -> bool:
     """Lay out the deployment directory; True when nginx's site.conf changed (a running nginx needs a reload).
 
@@ -106,10 +141,19 @@ def render(base: Path, images: dict[str, str]) -> bool:
     shutil.copyfile(HERE / "nginx" / "site.conf", site)
     if not (base / "nginx" / "active_slot.conf").exists():
         shutil.copyfile(HERE / "nginx" / "active_slot.conf", base / "nginx" / "active_slot.conf")
+    if not (base / "nginx" / "tls" / "cert.pem").exists():  # runtime state owned by cert_renew afterwards
+        write_self_signed(base / "nginx" / "tls")
     (base / "secrets").mkdir(mode=0o700, exist_ok=True)
     for name in SECRETS:
         if not (base / "secrets" / name).exists():
             _write_secret(base / "secrets" / name)
+    for name in EMPTY_SECRETS:
+        if not (base / "secrets" / name).exists():
+            os.close(os.open(base / "secrets" / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    (base / "config").mkdir(exist_ok=True)
+    for name, value in CONFIGS.items():
+        if not (base / "config" / name).exists():
+            (base / "config" / name).write_text(f"{value}\n")
     app = images["APP_IMAGE"]
     revision = app.rsplit(":", 1)[1]
     settings = {
@@ -166,6 +210,7 @@ def endpoints(deployment: Deployment) -> str:
     d = deployment.dir
     return "\n".join([
         f"public    {deployment.url('NGINX_PORT')}  (slot named in {d}/nginx/active_slot.conf)",
+        f"tls       https://{BIND}:{PORTS['NGINX_TLS_PORT']}  ({', '.join(TLS_NAMES)}, pair in {d}/nginx/tls)",
         f"blue      {deployment.url('BLUE_PORT')}",
         f"green     {deployment.url('GREEN_PORT')}",
         f"postgres  primary {BIND}:{PORTS['PG_PRIMARY_PORT']}, replica {BIND}:{PORTS['PG_REPLICA_PORT']}; "

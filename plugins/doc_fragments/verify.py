@@ -38,6 +38,7 @@ options:
           - V(tls) - a TLS server completes the handshake and its certificate is valid for at least C(min_days)
             more days; its subject, issuer, names and expiry are returned.
           - V(compose) - at least C(min_healthy) replicas of a Compose service run and pass their health check.
+          - V(k8s) - a Kubernetes Deployment is Available and at least C(min_healthy) of its pods are Ready.
           - V(command) - a program run on the managed host without a shell exits with C(rc) and, optionally,
             prints output that matches C(stdout_regex).
         type: str
@@ -162,16 +163,20 @@ options:
       service:
         description:
           - Type V(compose), required. The Compose service whose replicas are checked, such as V(app_blue).
+          - Type V(k8s), required. The Deployment (or a service name mapped to one by C(platform_settings.deployments)).
         type: str
       platform_settings:
         description:
           - Type V(compose), required. The Compose project, as the C(platform_settings) option of the modules
             takes it (C(project_name) and C(project_dir) required; C(docker_host), C(files), C(env_file)).
+          - Type V(k8s), required. The cluster and namespace, as the C(platform_settings) option of the modules takes
+            them for V(k8s) (C(kubeconfig), C(context), C(namespace), C(deployments)).
         type: dict
       min_healthy:
         description:
           - Type V(compose). How many replicas must run and be healthy (replicas without a health check count when
             they run). Defaults to V(1).
+          - Type V(k8s). How many pods of the Deployment must be Running and Ready. Defaults to V(1).
         type: int
       argv:
         description:
@@ -225,6 +230,7 @@ options:
           - V(tls) - a TLS server completes the handshake and its certificate is valid for at least C(min_days)
             more days; its subject, issuer, names and expiry are returned.
           - V(compose) - at least C(min_healthy) replicas of a Compose service run and pass their health check.
+          - V(k8s) - a Kubernetes Deployment is Available and at least C(min_healthy) of its pods are Ready.
           - V(command) - a program run on the managed host without a shell exits with C(rc) and, optionally,
             prints output that matches C(stdout_regex).
         type: str
@@ -349,16 +355,20 @@ options:
       service:
         description:
           - Type V(compose), required. The Compose service whose replicas are checked, such as V(app_blue).
+          - Type V(k8s), required. The Deployment (or a service name mapped to one by C(platform_settings.deployments)).
         type: str
       platform_settings:
         description:
           - Type V(compose), required. The Compose project, as the C(platform_settings) option of the modules
             takes it (C(project_name) and C(project_dir) required; C(docker_host), C(files), C(env_file)).
+          - Type V(k8s), required. The cluster and namespace, as the C(platform_settings) option of the modules takes
+            them for V(k8s) (C(kubeconfig), C(context), C(namespace), C(deployments)).
         type: dict
       min_healthy:
         description:
           - Type V(compose). How many replicas must run and be healthy (replicas without a health check count when
             they run). Defaults to V(1).
+          - Type V(k8s). How many pods of the Deployment must be Running and Ready. Defaults to V(1).
         type: int
       argv:
         description:

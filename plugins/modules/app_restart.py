@@ -25,6 +25,11 @@ description:
     Docker API. A proxy in front that resolves the service name per request (nginx with C(resolver) and a
     variable in C(proxy_pass)) sends requests to the other replicas while one restarts; it must retry the next
     address when a connection is refused (nginx's default C(proxy_next_upstream error timeout)).
+  - On V(k8s), the Deployment is restarted as one rollout, as C(kubectl rollout restart) does (it sets the
+    pod-template annotation C(kubectl.kubernetes.io/restartedAt)); the Deployment controller replaces the pods
+    under its own C(maxUnavailable)/C(maxSurge) rules, and the module waits (O(replica_timeout) per running
+    replica) until the rollout is complete. When it is not, or O(verify) fails, the annotation is put back, which
+    returns the Deployment to its previous revision, and the module fails.
 extends_documentation_fragment:
   - ops.runbooks.platform
   - ops.runbooks.verify

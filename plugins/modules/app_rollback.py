@@ -23,6 +23,11 @@ description:
     Deploying rewrites those variables in the env file atomically and runs C(docker compose up -d --no-deps) for the
     service, keeping its current replica count.
   - In check mode, reports the revision it would deploy and records nothing.
+  - On V(k8s), the revisions are the Deployment's ReplicaSets (its own history, kept up to
+    C(revisionHistoryLimit)); a revision's id is a fingerprint of its pod template and C(number) its
+    C(deployment.kubernetes.io/revision). Rolling back sets the Deployment's template to that ReplicaSet's, as
+    C(kubectl rollout undo) does, and waits until the rollout is complete; when it is not within O(wait_timeout),
+    the template of the revision it ran before is put back.
 extends_documentation_fragment:
   - ops.runbooks.platform
   - ops.runbooks.verify

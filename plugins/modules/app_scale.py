@@ -20,6 +20,8 @@ description:
   - On V(compose), runs C(docker compose up --detach --no-deps --no-recreate --scale SERVICE=N SERVICE). The count
     is not written to the Compose files, so a later C(docker compose up) without C(--scale) returns to the
     count they declare.
+  - On V(k8s), sets C(spec.replicas) of the Deployment through its C(scale) subresource; a replica is a pod, healthy
+    when it is Running and Ready.
 extends_documentation_fragment:
   - ops.runbooks.platform
   - ops.runbooks.verify
@@ -38,8 +40,29 @@ options:
   replicas:
     description:
       - The number of replicas wanted, zero or more.
+      - One of O(replicas) and O(autoscaling) is required; they are mutually exclusive.
     type: int
-    required: true
+  autoscaling:
+    description:
+      - Let an autoscaler own the replica count instead. V(k8s) only, where it is a HorizontalPodAutoscaler
+        (C(autoscaling/v2)) named like the Deployment, created when missing. The module sets its bounds and waits
+        until the Deployment's replica count is within them and every replica is healthy.
+      - When that does not happen within O(wait_timeout), or O(verify) fails, the autoscaler is set back to what it
+        was (removed if there was none) and the module fails.
+    type: dict
+    suboptions:
+      min_replicas:
+        description: Fewest replicas, one or more.
+        type: int
+        required: true
+      max_replicas:
+        description: Most replicas, at least O(autoscaling.min_replicas).
+        type: int
+        required: true
+      target_cpu_utilization:
+        description: Average CPU utilisation (percent of the pods' CPU requests) the autoscaler aims at.
+        type: int
+        default: 80
   wait_timeout:
     description:
       - Seconds (or a duration such as V(90s), V(5min)) to wait until O(replicas) replicas are healthy.
@@ -57,6 +80,16 @@ EXAMPLES = r"""
     service: app_green
     replicas: 2
     wait_timeout: 3min
+
+- name: Let the autoscaler run 2 to 10 replicas of the API at 70% CPU
+  ops.runbooks.app_scale:
+    platform: k8s
+    platform_settings: "{{ runbook_platform_settings }}"
+    service: api
+    autoscaling:
+      min_replicas: 2
+      max_replicas: 10
+      target_cpu_utilization: 70
 
 - name: Scale the idle slot to zero
   ops.runbooks.app_scale:
@@ -96,6 +129,14 @@ plan:
 verification:
   description: Result of the O(verify) probes after the change (per-probe details); absent when nothing was probed.
   returned: when O(verify) is set and something changed
+  type: dict
+autoscaling:
+  description: The autoscaler after the run (C(min_replicas), C(max_replicas), C(target_cpu_utilization)).
+  returned: when O(autoscaling) is set
+  type: dict
+autoscaling_before:
+  description: The autoscaler before the run, null when there was none.
+  returned: when O(autoscaling) is set
   type: dict
 rolled_back:
   description: What was undone after a failure, such as C(scaled app_green back to 1 replicas).

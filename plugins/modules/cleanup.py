@@ -19,6 +19,9 @@ description:
   - Untagged (dangling) images belong to no repository and are left alone (C(docker image prune) is for them).
   - Nothing is ever forced - an image or container that is in use when removed stays and the module fails.
   - Check mode is the dry run - it lists what would be removed and removes nothing.
+  - On V(k8s), removes the pods of the namespace (O(scope=project)) or of every namespace (O(scope=all)) that
+    finished, in phase C(Failed) or C(Succeeded); they are returned under C(containers). Images are the kubelet's
+    business, so O(keep_images) does not apply and C(images) stays empty.
 extends_documentation_fragment:
   - ops.runbooks.platform
   - ops.runbooks.verify

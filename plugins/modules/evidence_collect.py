@@ -28,6 +28,11 @@ description:
     C(missing) in the manifest and the result, with a warning; the rest is still collected.
   - Always reports a change (it writes a new bundle). In check mode, lists the files it would collect and writes
     nothing.
+  - On V(k8s), collects the namespace's events since O(since), the status of its Deployments (or of O(services))
+    and of their pods (literal environment values replaced by C([REDACTED])), their ReplicaSet history, and each
+    container's log since O(since). Pods whose node has no kubelet to serve logs (virtual nodes) are listed in
+    C(missing) as C(logs unavailable); the rest is still collected. The values of the namespace's Secrets are
+    redacted everywhere.
 extends_documentation_fragment:
   - ops.runbooks.platform
   - ops.runbooks.attributes

@@ -22,6 +22,10 @@ description:
     C(platform_settings.proxy.reload_command) (default C(nginx -s reload)) in the C(platform_settings.proxy.service)
     containers.
   - In check mode, reports the planned switch (from which slot to which) and changes nothing.
+  - On V(k8s), a slot is a Deployment whose pods carry the label C(slot=<slot name>) (the label name is
+    C(platform_settings.traffic.slot_label)); the switch patches that key of the selector of the Service
+    C(platform_settings.traffic.service). The switch is verified by the Service's EndpointSlices; within
+    O(verify_timeout), every endpoint must be a Ready pod of the new slot, or traffic is switched back.
 extends_documentation_fragment:
   - ops.runbooks.platform
   - ops.runbooks.verify

@@ -149,5 +149,11 @@ def compose_platform(compose_lab):
             "slots": {"blue": "app_blue", "green": "app_green"},
             "proxy": {"service": "nginx", "active_slot_file": f"{project_dir}/nginx/active_slot.conf",
                       "reload_command": ["nginx", "-s", "reload"]},
+            "certificates": {"site": {"cert_file": f"{project_dir}/nginx/tls/cert.pem",
+                                      "key_file": f"{project_dir}/nginx/tls/key.pem"}},
         },
     }
+
+
+# The Kubernetes lab's fixtures live beside their helpers.
+from tests.helpers.k8s import k8s_lab, k8s_namespace  # noqa: E402,F401

@@ -215,3 +215,29 @@ def test_lab_inventory_reaches_the_running_lab(compose_lab, tmp_path):
         while reply.count(b"\r\n") < 2 and (chunk := conn.recv(64)):
             reply += chunk
         assert reply == b"+OK\r\n+PONG\r\n"
+
+
+def test_nginx_serves_tls_with_the_certificate_files_of_the_deployment(compose_lab):
+    """The TLS listener cert_renew deploys to: its pair lives in nginx/tls (key 0600) and is what nginx serves."""
+    import hashlib
+    import ssl
+
+    tls_dir = compose_lab.dir / "nginx" / "tls"
+    assert (tls_dir / "key.pem").stat().st_mode & 0o777 == 0o600
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+
+    def served():
+        with socket.create_connection((compose.BIND, compose.PORTS["NGINX_TLS_PORT"]), timeout=5) as sock:
+            with context.wrap_socket(sock, server_hostname=compose.TLS_NAMES[0]) as tls:
+                der = tls.getpeercert(binary_form=True)
+                tls.sendall(f"GET /_nginx/health HTTP/1.1\r\nHost: {compose.TLS_NAMES[0]}\r\n"
+                            "Connection: close\r\n\r\n".encode())
+                return hashlib.sha256(der).hexdigest(), tls.recv(4096)
+
+    deployed = ssl.PEM_cert_to_DER_cert((tls_dir / "cert.pem").read_text().split("-----END CERTIFICATE-----")[0]
+                                        + "-----END CERTIFICATE-----\n")
+    # A reload (cert_renew, a test putting its certificate back) may still be taking effect.
+    wait_for(lambda: served()[0] == hashlib.sha256(deployed).hexdigest(), 30, "nginx to serve nginx/tls/cert.pem")
+    assert served()[1].startswith(b"HTTP/1.1 200")

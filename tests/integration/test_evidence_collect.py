@@ -23,7 +23,9 @@ PG = {"login_host": "127.0.0.1", "login_port": 58432, "login_user": "runbook_adm
 
 
 def _secrets(compose_lab):
-    return {p.name: p.read_text().strip() for p in (compose_lab.dir / "secrets").iterdir()}
+    # An empty file (no previous JWT key accepted) holds no secret.
+    found = {p.name: p.read_text().strip() for p in (compose_lab.dir / "secrets").iterdir()}
+    return {name: value for name, value in found.items() if value}
 
 
 def _extract(path):

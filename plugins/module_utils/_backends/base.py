@@ -18,6 +18,7 @@ from ansible_collections.ops.runbooks.plugins.module_utils._common.errors import
 # ``platform`` option's choices never offer something that cannot run. Add new ones to _shipped_backends too.
 _REGISTRY = {
     "compose": ("compose", "ComposeBackend"),
+    "k8s": ("k8s", "K8sBackend"),
     "self_managed": ("self_managed", "SelfManagedBackend"),
 }
 
@@ -27,6 +28,7 @@ def _shipped_backends():
     name, so every backend of ``_REGISTRY`` is imported here too or a real module run cannot find it."""
     from ansible_collections.ops.runbooks.plugins.module_utils._backends import (  # noqa: F401
         compose,
+        k8s,
         self_managed,
     )
 
@@ -129,6 +131,33 @@ class Backend:
         replicas are kept."""
         raise self.unsupported("scale")
 
+    # A platform with its own rolling update (a Kubernetes Deployment) restarts a service as one rollout instead
+    # of replica by replica; app_restart then uses the three methods below instead of ``restart_replica``, and
+    # app_rollback waits for ``rollout_status`` too.
+    rollouts = False
+
+    def restart_rollout(self, service):
+        """Start replacing every replica of ``service`` by the platform's rolling update; returns a token for
+        ``undo_restart``. Does not wait: callers poll ``rollout_status``."""
+        raise self.unsupported("restart by rollout")
+
+    def rollout_status(self, service):
+        """``(complete, message)``: complete when every replica runs the newest revision and is available."""
+        raise self.unsupported("report a rollout")
+
+    def undo_restart(self, service, token):
+        """Return ``service`` to the revision it ran before ``restart_rollout`` returned ``token``."""
+        raise self.unsupported("undo a restart")
+
+    # autoscaling: app_scale
+    def autoscaling(self, service):
+        """The autoscaler of ``service``: {min_replicas, max_replicas, target_cpu_utilization}, None without."""
+        raise self.unsupported("autoscale")
+
+    def set_autoscaling(self, service, wanted):
+        """Create or update the autoscaler of ``service`` to ``wanted`` (the shape ``autoscaling`` returns)."""
+        raise self.unsupported("autoscale")
+
     # traffic: traffic_switch
     def slots(self):
         """{slot name: service} of the blue/green slots. Reads settings only (safe in ``validate()``)."""
@@ -141,6 +170,12 @@ class Backend:
     def switch_slot(self, slot):
         """Send public traffic to ``slot`` without dropping connections; returns a description of what was done."""
         raise self.unsupported("switch traffic")
+
+    def verify_slot(self, slot, timeout):
+        """Wait (at most ``timeout`` seconds) until the platform's own routing serves ``slot``; raise RunbookError
+        when it does not. Returns what was seen, or None on a platform with nothing more to check than
+        ``active_slot``."""
+        return None
 
     # revisions: app_rollback
     # A revision is {id, image, image_id, config, recorded_at}: ``config`` holds the (non-secret) settings that
@@ -187,6 +222,70 @@ class Backend:
     def remove(self, kind, candidate):
         """Remove one candidate (``kind`` 'container' or 'image') of ``cleanup_candidates``."""
         raise self.unsupported("remove resources")
+
+    # certificates: cert_check, cert_renew
+    # A certificate is named as ``platform_settings.certificates`` names it; the platform keeps its chain (PEM,
+    # leaf first) and private key where the server reads them, and the pair it replaced as the previous one.
+    def certificate_names(self):
+        """Names of the certificates the platform settings describe. Reads settings only (safe in ``validate()``)."""
+        raise self.unsupported("manage TLS certificates")
+
+    def read_certificate(self, name, previous=False):
+        """The deployed chain of ``name`` as PEM bytes (with ``previous``, the one it replaced), None when none is.
+        Never the private key."""
+        raise self.unsupported("read TLS certificates")
+
+    def deploy_certificate(self, name, chain_pem, key_pem):
+        """Install ``chain_pem`` and ``key_pem`` (text) as ``name``, keeping the pair they replace as the previous
+        one, and make the server use them without dropping connections. Returns a description (no key material)."""
+        raise self.unsupported("deploy TLS certificates")
+
+    def restore_previous_certificate(self, name):
+        """Put the previous pair of ``name`` back and make the server use it (rollback). Returns a description."""
+        raise self.unsupported("deploy TLS certificates")
+
+    # secret store: secret_rotate
+    # Entries are named as the platform names them (a Compose secret, a key of a Kubernetes Secret, a Key Vault
+    # secret). ``staged`` entries sit beside a live one while a rotation runs (``pending``: the new value before
+    # consumers see it; ``prior``: the old value until it is retired) and are never read by consumers. Values are
+    # str; they must never reach a result, a message or a log.
+    def read_secret(self, name, staged=None):
+        """The value of entry ``name`` (or of its ``staged`` companion), None when there is none."""
+        raise self.unsupported("read its secret store")
+
+    def write_secret(self, name, value, staged=None):
+        """Replace the value of ``name`` (or of its ``staged`` companion) atomically, readable by the platform only
+        (Compose: a file of mode 0600). Consumers see it when they are restarted."""
+        raise self.unsupported("write its secret store")
+
+    def remove_staged_secret(self, name, staged):
+        """Remove the ``staged`` companion of ``name``; nothing when there is none."""
+        raise self.unsupported("write its secret store")
+
+    def read_setting(self, name):
+        """A non-secret value consumers read beside their secrets (the login role to use), None when unset."""
+        raise self.unsupported("read consumer settings")
+
+    def write_setting(self, name, value):
+        """Replace the non-secret value ``name`` consumers read when they are restarted."""
+        raise self.unsupported("write consumer settings")
+
+    def read_rotation_state(self, name):
+        """The recorded state of rotation ``name`` (a dict of phases, versions and fingerprints), None when none."""
+        raise self.unsupported("record rotation state")
+
+    def write_rotation_state(self, name, state):
+        """Record ``state`` of rotation ``name`` durably (it must survive the process being killed right after)."""
+        raise self.unsupported("record rotation state")
+
+    def rotation_lock(self, name):
+        """A context manager held while rotation ``name`` changes anything, so two runs never interleave."""
+        raise self.unsupported("record rotation state")
+
+    def replica_get(self, service, port, path, timeout=10):
+        """GET ``path`` on ``port`` of every running replica of ``service``, each reached directly, not through the
+        proxy: ``[{replica, status, body}]`` (``status`` None and ``error`` set when it could not be asked)."""
+        raise self.unsupported("reach single replicas")
 
 
 def select_backend(platform, settings=None, check_mode=False):

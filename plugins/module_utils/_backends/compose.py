@@ -8,15 +8,18 @@ fenced over SQL like any self-managed server.
 
 from __future__ import annotations
 
+from ansible_collections.ops.runbooks.plugins.module_utils._backends._compose.certificates import CertificatesMixin
 from ansible_collections.ops.runbooks.plugins.module_utils._backends._compose.engine import ComposeEngine
 from ansible_collections.ops.runbooks.plugins.module_utils._backends._compose.housekeeping import HousekeepingMixin
 from ansible_collections.ops.runbooks.plugins.module_utils._backends._compose.replicas import ReplicasMixin
 from ansible_collections.ops.runbooks.plugins.module_utils._backends._compose.revisions import RevisionsMixin
+from ansible_collections.ops.runbooks.plugins.module_utils._backends._compose.secrets import SecretStoreMixin
 from ansible_collections.ops.runbooks.plugins.module_utils._backends._compose.traffic import TrafficMixin
 from ansible_collections.ops.runbooks.plugins.module_utils._backends.self_managed import SelfManagedBackend
 
 
-class ComposeBackend(ReplicasMixin, TrafficMixin, RevisionsMixin, HousekeepingMixin, SelfManagedBackend):
+class ComposeBackend(ReplicasMixin, TrafficMixin, RevisionsMixin, HousekeepingMixin, SecretStoreMixin,
+                     CertificatesMixin, SelfManagedBackend):
     platform = "compose"
 
     def __init__(self, settings=None, check_mode=False):

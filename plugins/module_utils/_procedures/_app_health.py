@@ -31,3 +31,15 @@ def wait_serving(backend, service, timeout, image=None):
         return True
 
     return wait_until(serving, timeout, 1.0, what=f"every replica of {service} to be running and healthy")[1]
+
+
+def wait_rollout(backend, service, timeout):
+    """Wait until the platform's rollout of ``service`` is complete (``Backend.rollout_status``); returns seconds."""
+
+    def complete():
+        done, message = backend.rollout_status(service)
+        if not done:
+            raise RunbookError(message)
+        return True
+
+    return wait_until(complete, timeout, 1.0, what=f"the rollout of {service} to complete")[1]

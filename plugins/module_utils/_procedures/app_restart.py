@@ -14,6 +14,7 @@ from ansible_collections.ops.runbooks.plugins.module_utils._common.argspec impor
 from ansible_collections.ops.runbooks.plugins.module_utils._common.clock import Stopwatch, wait_until
 from ansible_collections.ops.runbooks.plugins.module_utils._common.errors import ParameterError, RunbookError
 from ansible_collections.ops.runbooks.plugins.module_utils._common.procedure import Procedure, Step
+from ansible_collections.ops.runbooks.plugins.module_utils._procedures._app_health import wait_rollout
 
 
 class AppRestart(Procedure):
@@ -45,6 +46,8 @@ class AppRestart(Procedure):
         stopped = [r["name"] for r in before["replicas"] if r["state"] != "running"]
         if stopped:
             self.warnings.append(f"not restarting replicas that do not run: {', '.join(stopped)}")
+        if self.backend.rollouts:
+            return self.plan_rollout(running)
         # The capacity to keep: replicas serving now. Replicas that do not serve go first, as restarting them
         # costs nothing.
         self.capacity = {r["id"] for r in running if self.backend.serving(r)}
@@ -79,10 +82,50 @@ class AppRestart(Procedure):
         return {"name": name, "id": replica["id"], "new_id": new_id, "waited_for_others_seconds": waited,
                 "restart_seconds": restart_seconds, "healthy_after_seconds": watch.elapsed}
 
+    def plan_rollout(self, running):
+        """On a platform with its own rolling update, one rollout replaces every replica under the platform's
+        availability rules (maxUnavailable/maxSurge), and is undone when it does not complete."""
+        if not running:
+            return []
+        service, names = self.params["service"], [r["name"] for r in running]
+        self.rollout_token = None
+        return [Step(f"rollout restart {service}: replace its {len(names)} running replicas ({', '.join(names)}) "
+                     "by a rolling update and wait until the rollout completes", lambda: self.rollout(running),
+                     replica=service)]
+
+    def rollout(self, running):
+        service = self.params["service"]
+        # replica_timeout bounds each replica's replacement; the rollout replaces them all.
+        self.rollout_timeout = timeout = self.replica_timeout * max(1, len(running))
+        watch = Stopwatch()
+        self.rollout_token = self.backend.restart_rollout(service)
+        try:
+            wait_rollout(self.backend, service, timeout)
+        except RunbookError as exc:
+            raise RunbookError(f"rollout restart of {service} did not complete within {timeout:g}s (replica_timeout "
+                               f"{self.replica_timeout:g}s x {max(1, len(running))} replicas): {exc.msg}",
+                               failed_replica=service) from None
+        new = [r for r in self.backend.replicas(service) if r["state"] == "running"]
+        return {"name": service, "rollout": self.rollout_token, "replaced": [r["name"] for r in running],
+                "replicas": [r["name"] for r in new], "rollout_seconds": watch.elapsed}
+
+    def rollback_rollout(self, error):
+        service = self.params["service"]
+        self.backend.undo_restart(service, self.rollout_token)
+        try:
+            wait_rollout(self.backend, service, self.rollout_timeout)
+        except RunbookError as exc:
+            error.msg += f"; undoing the restart did not complete either ({exc.msg}): fix {service} by hand"
+            return [f"undid the rollout restart of {service} (not complete)"]
+        error.msg += f"; the restart was undone: {service} is back on its previous revision"
+        return [f"undid the rollout restart of {service}: back on its previous revision"]
+
     def serving_ids(self):
         return {r["id"] for r in self.backend.replicas(self.params["service"]) if self.backend.serving(r)}
 
     def rollback(self, before, applied, error):
+        if self.backend.rollouts:
+            return self.rollback_rollout(error) if getattr(self, "rollout_token", None) is not None else []
         # A restart cannot be undone; what rolling back means here is not going on.
         done = {s.details["replica"] for s in applied}
         error.details["restarted"] = [s.outcome for s in applied]
@@ -93,6 +136,8 @@ class AppRestart(Procedure):
 
     def report(self, before, after, steps):
         names = [s.details["replica"] for s in steps]
+        if self.backend.rollouts:
+            names = [r["name"] for r in before["replicas"] if r["state"] == "running"] if steps else []
         return {
             "service": self.params["service"],
             "restarted": [] if self.check_mode else [s.outcome for s in steps],

@@ -14,9 +14,10 @@ from ansible_collections.ops.runbooks.plugins.module_utils._common.argspec impor
     platform_argspec,
     verify_argspec,
 )
+from ansible_collections.ops.runbooks.plugins.module_utils._common.clock import Stopwatch
 from ansible_collections.ops.runbooks.plugins.module_utils._common.errors import ParameterError, RunbookError
 from ansible_collections.ops.runbooks.plugins.module_utils._common.procedure import Procedure, Step
-from ansible_collections.ops.runbooks.plugins.module_utils._procedures._app_health import wait_serving
+from ansible_collections.ops.runbooks.plugins.module_utils._procedures._app_health import wait_rollout, wait_serving
 
 _SERVICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _REVISION = re.compile(r"^[0-9a-f]{12}$")
@@ -99,8 +100,12 @@ class AppRollback(Procedure):
 
     def deploy(self, revision):
         done = self.backend.deploy_revision(self.params["service"], revision)
-        done["waited_seconds"] = wait_serving(self.backend, self.params["service"], self.wait_timeout,
-                                              revision["image"])
+        watch = Stopwatch()
+        if self.backend.rollouts:
+            # Revisions may share an image (a changed setting): only the rollout says the old pods are gone.
+            wait_rollout(self.backend, self.params["service"], self.wait_timeout)
+        done["waited_seconds"] = wait_serving(self.backend, self.params["service"],
+                                              max(0.0, self.wait_timeout - watch.elapsed), revision["image"])
         return done
 
     def verify(self, before, applied):

@@ -18,6 +18,8 @@ KINDS = (("containers", "container"), ("images", "image"))
 
 
 def _label(kind, candidate):
+    if candidate.get("label"):  # the backend's own words (a finished Kubernetes pod is no exited container)
+        return candidate["label"]
     if kind == "container":
         return f"exited container {candidate['name']} ({candidate['id']}, image {candidate['image']})"
     return f"image {candidate['id'][:19]} of {candidate['repository']} ({', '.join(candidate['tags'])})"

@@ -79,6 +79,8 @@ class TrafficSwitch(Procedure):
         active = self.backend.active_slot()
         if active != self.params["to"]:
             raise RunbookError(f"after the switch the proxy still names slot {active}, not {self.params['to']}")
+        # Where the platform routes by itself (Kubernetes Service endpoints), wait until it really serves the slot.
+        self.routing = self.backend.verify_slot(self.params["to"], self.verify_probes.timeout)
 
     def rollback(self, before, applied, error):
         if not applied:
@@ -97,5 +99,8 @@ class TrafficSwitch(Procedure):
         return {"active_slot": self.params["to"], "service": self.slots[self.params["to"]]}
 
     def report(self, before, after, steps):
-        return {"active_slot": after["active_slot"], "previous_slot": before["active_slot"], "slots": self.slots,
-                "target_replicas": getattr(self, "target_replicas", None)}
+        result = {"active_slot": after["active_slot"], "previous_slot": before["active_slot"], "slots": self.slots,
+                  "target_replicas": getattr(self, "target_replicas", None)}
+        if getattr(self, "routing", None) is not None:
+            result["routing"] = self.routing
+        return result

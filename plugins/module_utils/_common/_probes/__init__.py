@@ -16,6 +16,7 @@ from ansible_collections.ops.runbooks.plugins.module_utils._common import valida
 from ansible_collections.ops.runbooks.plugins.module_utils._common._probes.command import CommandProbe
 from ansible_collections.ops.runbooks.plugins.module_utils._common._probes.compose import ComposeServiceProbe
 from ansible_collections.ops.runbooks.plugins.module_utils._common._probes.http import HttpProbe
+from ansible_collections.ops.runbooks.plugins.module_utils._common._probes.k8s import K8sDeploymentProbe
 from ansible_collections.ops.runbooks.plugins.module_utils._common._probes.postgres import PostgresProbe
 from ansible_collections.ops.runbooks.plugins.module_utils._common._probes.redis import RedisProbe
 from ansible_collections.ops.runbooks.plugins.module_utils._common._probes.runner import check_targets
@@ -28,7 +29,8 @@ __all__ = ["PROBE_TYPES", "probe_options", "parse_targets", "hide_secrets", "che
 
 PROBE_TYPES = {
     cls.type: cls
-    for cls in (HttpProbe, TcpProbe, PostgresProbe, RedisProbe, TlsProbe, ComposeServiceProbe, CommandProbe)
+    for cls in (HttpProbe, TcpProbe, PostgresProbe, RedisProbe, TlsProbe, ComposeServiceProbe, CommandProbe,
+                K8sDeploymentProbe)
 }
 
 # Fields every type takes; handled by Probe.__init__.
