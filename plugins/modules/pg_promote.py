@@ -126,6 +126,18 @@ lag:
     reference_lsn: {description: The position the lag is measured against., type: str}
     caught_up: {description: Whether everything up to C(reference_lsn) was replayed., type: bool}
   sample: {bytes: 4404019, seconds: 12.5, source: primary, reference_lsn: 0/5A0C2D8, caught_up: false}
+receiver:
+  description:
+    - The standby's WAL receiver before promoting, as M(ops.runbooks.pg_replication_info) reports it (received and
+      replayed positions, whether replay is paused, and C(upstream) with the C(status), for example V(streaming),
+      and the server it streams from); null when the server was already a primary.
+  returned: always
+  type: dict
+  sample:
+    receive_lsn: 0/5A0C2D8
+    replay_lsn: 0/5A0C2D8
+    replay_paused: false
+    upstream: {status: streaming, sender_host: db-primary.example.com, sender_port: 5432, slot_name: replica_1}
 rpo_violations:
   description: The limits the lag exceeded (only non-empty when O(force=true) let the promotion go ahead).
   returned: always

@@ -62,7 +62,7 @@ class PgPromote(Procedure):
         self.backend = select_backend(p["platform"], p["platform_settings"], self.check_mode)
         self.standby = self.own(PostgresClient(p))
         self.label = endpoint(self.standby)
-        self.primary = self.lag = self.fenced = self.promotion = self.wait_seconds = None
+        self.primary = self.lag = self.receiver = self.fenced = self.promotion = self.wait_seconds = None
         self.primary_reachable = None
         self.violations, self.notes, self.queries = [], [], []
 
@@ -78,7 +78,7 @@ class PgPromote(Procedure):
         if p["primary"]:
             self.primary = connect_primary(self)
             self.primary_reachable = self.primary is not None
-        _receiver, self.lag = measure_standby(self.standby, self.primary)
+        self.receiver, self.lag = measure_standby(self.standby, self.primary)
         self.violations = rpo_violations(self.lag["bytes"], self.lag["seconds"], self.max_bytes, self.max_seconds)
         if self.violations and not p["force"]:
             raise RunbookError(f"promote {self.label} refused: {'; '.join(self.violations)}; set force=true to "
@@ -167,6 +167,7 @@ class PgPromote(Procedure):
             "timeline_before": before["timeline"],
             "timeline": after["timeline"],
             "lag": self.lag,
+            "receiver": self.receiver,
             "rpo_violations": self.violations,
             "primary_reachable": self.primary_reachable,
             "fenced": self.fenced,
