@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import urllib.request
 from pathlib import Path
 
@@ -108,6 +109,35 @@ def test_unapproved_failover_changes_nothing(dr_lab):
     rc, output, report = dr_drill.playbook("dr-failover.yml", dr_lab, GENEROUS, echo=False)
     assert rc != 0 and "dr_approved is not true" in output
     assert site_state() == before
+
+
+def test_a_second_failover_is_refused_while_one_runs(dr_lab):
+    lock = Path("/var/tmp/ops-runbooks-locks/dr-failover-app.lab.example.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.write_text(json.dumps({"owner": "other-run", "acquired_at": time.time(), "purpose": "failover"}))
+    try:
+        before = site_state()
+        rc, output, report = dr_drill.playbook("dr-failover.yml", dr_lab, dict(GENEROUS, dr_approved=True),
+                                               echo=False)
+        assert rc != 0 and "held by 'other-run'" in output and "another run is in progress" in output
+        assert site_state() == before
+        assert json.loads(lock.read_text())["owner"] == "other-run"  # the other run's lock is left alone
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def test_force_promotes_beyond_the_lag_limit_and_fences_the_live_primary(dr_lab):
+    sql(dr.SECONDARY, "SELECT pg_wal_replay_pause()", db="postgres")
+    written = [post_item(dr.PRIMARY, {"forced": i, "pad": "x" * 200}) for i in range(40)]
+    rc, output, report = dr_drill.playbook(
+        "dr-failover.yml", dr_lab, dict(GENEROUS, dr_approved=True, dr_max_lag_bytes="1kB", dr_force=True),
+        echo=False)
+    assert rc == 0, output
+    assert resolve() == [dr.SECONDARY.ip]
+    assert sql(dr.SECONDARY, "SELECT pg_is_in_recovery()")[0][0] is False
+    # The old primary was up: it was fenced before the promotion, and the standby caught up with it first.
+    assert sql(dr.PRIMARY, "SHOW default_transaction_read_only")[0][0] == "on"
+    assert sql(dr.SECONDARY, "SELECT count(*) FROM items WHERE id = ANY(%s)", (written,))[0][0] == len(written)
 
 
 def test_synchronous_drill_loses_no_committed_row(dr_lab):
