@@ -179,18 +179,21 @@ _COLOURS = {"ok": "#4c9f70", "changed": "#d8a31a", "failed": "#c8423b", "unreach
 
 def render_svg(data, width=900):
     tasks = data["tasks"]
-    total = max([data["summary"]["duration_seconds"]] + [t["ended_at"] for t in tasks] + [0.001])
+    # A failure declared before the run started is drawn where it happened, left of the run's start.
+    origin = min([0.0] + [m["at"] for m in data["milestones"]])
+    end = max([data["summary"]["duration_seconds"]] + [t["ended_at"] for t in tasks])
+    total = max(end - origin, 0.001)
     label_w, row_h, top = 260, 18, 30
     plot_w = width - label_w - 20
     height = top + row_h * max(len(tasks), 1) + 30
 
     def x(sec):
-        return label_w + plot_w * max(sec, 0) / total
+        return label_w + plot_w * (sec - origin) / total
 
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'font-family="sans-serif" font-size="11" role="img" aria-label="timeline of the run">']
     for i in range(6):
-        sec = total * i / 5
+        sec = origin + total * i / 5
         out.append(f'<line x1="{x(sec):.1f}" y1="{top - 5}" x2="{x(sec):.1f}" y2="{height - 25}" stroke="#ddd"/>'
                    f'<text x="{x(sec):.1f}" y="{height - 10}" text-anchor="middle">{sec:.1f}s</text>')
     for i, t in enumerate(tasks):
@@ -214,6 +217,7 @@ def render_svg(data, width=900):
 def render_html(data):
     s = data["summary"]
     md = html.escape(render_markdown(data))
+    embedded = json.dumps(data).replace("</", "<\\/")  # raw text in <script>: only "</" could end it early
     verdict_colour = "#c8423b" if s["result"] == "failed" else "#4c9f70"
     return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Runbook report: "
             f"{html.escape(s['playbook'])}</title><style>body{{font-family:sans-serif;margin:2em;max-width:1000px}}"
@@ -221,7 +225,7 @@ def render_html(data):
             f"pre{{background:#f6f6f6;padding:1em;overflow:auto}}</style></head><body>"
             f"<h1>{html.escape(s['playbook'])} <span class=\"verdict\">{s['result'].upper()}</span></h1>"
             f"{render_svg(data)}<pre>{md}</pre>"
-            f"<script type=\"application/json\" id=\"report\">{html.escape(json.dumps(data))}</script>"
+            f"<script type=\"application/json\" id=\"report\">{embedded}</script>"
             f"</body></html>\n")
 
 

@@ -67,7 +67,9 @@ def test_failed_host_makes_the_task_failed():
 
 
 def test_renderings_are_self_contained_and_escaped(tmp_path):
-    data = sample_run().to_dict()
+    run = sample_run()
+    run.tasks[0]["name"] = "Preflight | </script><script>alert(1)</script>"
+    data = run.to_dict()
     md = render_markdown(data)
     assert "RTO: 6.0s from failure_declared (target 20s: met)" in md
     assert "RPO: 3 committed row(s) lost (target 0: BREACHED)" in md
@@ -75,10 +77,14 @@ def test_renderings_are_self_contained_and_escaped(tmp_path):
     assert svg.startswith("<svg") and svg.endswith("</svg>")
     assert svg.count("<rect") == 3 and "service_verified" in svg
     assert "&lt;replica&gt;" in svg and "<replica>" not in svg
+    # The failure declared 2 s before the run is drawn left of the run's first task, not clamped onto it.
+    declared = float(re.search(r'<line x1="([\d.]+)"[^>]*stroke="#3465a4"', svg).group(1))
+    first_task = float(re.search(r'<rect x="([\d.]+)"', svg).group(1))
+    assert declared < first_task
     page = render_html(data)
     assert "<svg" in page and not re.search(r"<(link|script) [^>]*src=", page)  # nothing fetched
-    embedded = re.search(r'<script type="application/json" id="report">(.*)</script>', page).group(1)
-    assert "service_verified" in embedded
+    embedded = re.search(r'<script type="application/json" id="report">(.*?)</script>', page).group(1)
+    assert json.loads(embedded)["summary"]["rpo"]["lost_rows"] == 3  # as a browser's JSON.parse reads it
     paths = write_reports(data, str(tmp_path))
     assert sorted(paths) == ["html", "json", "md"]
     assert json.loads(open(paths["json"]).read())["summary"]["rpo"]["lost_rows"] == 3
