@@ -8,7 +8,7 @@ import json
 import pytest
 
 from ansible_collections.ops.runbooks.plugins.module_utils._backends._k8s import state
-from ansible_collections.ops.runbooks.plugins.module_utils._backends._k8s.client import k8s_settings
+from ansible_collections.ops.runbooks.plugins.module_utils._backends._k8s.settings import k8s_settings
 from ansible_collections.ops.runbooks.plugins.module_utils._backends._k8s.workloads import rollout_status, template_id
 from ansible_collections.ops.runbooks.plugins.module_utils._common._probes import parse_targets
 from ansible_collections.ops.runbooks.plugins.module_utils._common.errors import ParameterError

@@ -22,11 +22,8 @@ import traceback
 from datetime import UTC, datetime
 
 from ansible_collections.ops.runbooks.plugins.module_utils._backends._k8s import state
-from ansible_collections.ops.runbooks.plugins.module_utils._backends._k8s.client import (
-    K8sClient,
-    dns_label,
-    k8s_settings,
-)
+from ansible_collections.ops.runbooks.plugins.module_utils._backends._k8s.client import K8sClient
+from ansible_collections.ops.runbooks.plugins.module_utils._backends._k8s.settings import dns_label, k8s_settings
 from ansible_collections.ops.runbooks.plugins.module_utils._common.argspec import ArgumentSpec
 from ansible_collections.ops.runbooks.plugins.module_utils._common.errors import ParameterError, RunbookError
 from ansible_collections.ops.runbooks.plugins.module_utils._common.procedure import Procedure, Step

@@ -24,7 +24,7 @@ import os
 import re
 import socket
 
-from ansible_collections.ops.runbooks.plugins.module_utils._backends._k8s.client import dns_label
+from ansible_collections.ops.runbooks.plugins.module_utils._backends._k8s.settings import dns_label
 from ansible_collections.ops.runbooks.plugins.module_utils._backends.base import writes
 from ansible_collections.ops.runbooks.plugins.module_utils._common.clock import wait_until
 from ansible_collections.ops.runbooks.plugins.module_utils._common.errors import ParameterError, RunbookError

@@ -10,7 +10,7 @@ as their endpoints change, and connections already open stay where they are.
 
 from __future__ import annotations
 
-from ansible_collections.ops.runbooks.plugins.module_utils._backends._k8s.client import dns_label, label_value
+from ansible_collections.ops.runbooks.plugins.module_utils._backends._k8s.settings import dns_label, label_value
 from ansible_collections.ops.runbooks.plugins.module_utils._backends.base import writes
 from ansible_collections.ops.runbooks.plugins.module_utils._common.clock import wait_until
 from ansible_collections.ops.runbooks.plugins.module_utils._common.errors import ParameterError, RunbookError

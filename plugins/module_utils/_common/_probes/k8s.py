@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
-from ansible_collections.ops.runbooks.plugins.module_utils._backends._k8s.client import dns_label, k8s_settings
+from ansible_collections.ops.runbooks.plugins.module_utils._backends._k8s.settings import dns_label, k8s_settings
 from ansible_collections.ops.runbooks.plugins.module_utils._backends.base import Backend, select_backend
 from ansible_collections.ops.runbooks.plugins.module_utils._common._probes.base import Probe, ProbeFailed
 from ansible_collections.ops.runbooks.plugins.module_utils._common.errors import ParameterError
