@@ -8,7 +8,6 @@ import time
 from datetime import UTC, datetime
 
 from ansible.errors import AnsibleActionFail
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.ops.runbooks.plugins.module_utils._common import validate
@@ -86,6 +85,7 @@ def assess(args, clock, now):
         record["rpo"] = {"lost_rows": args["lost_rows"], "target_rows": target_rows, "met": met}
         if met is False:
             breaches.append(f"RPO breached: {args['lost_rows']} committed row(s) lost, target {target_rows}")
+    record["breaches"] = breaches
     if clock and not args["ends_rto"]:
         record["rto_clock"] = {"started_at": clock["started_at"], "target_seconds": clock.get("target_seconds"),
                                "elapsed_seconds": round(now - clock["started_at"], 3)}
@@ -98,17 +98,14 @@ class ActionModule(ActionBase):
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
-        validation = ArgumentSpecValidator(ARGUMENT_SPEC).validate(self._task.args)
-        if validation.error_messages:
-            raise AnsibleActionFail("; ".join(validation.error_messages))
+        _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         task_vars = task_vars or {}
         clock = (task_vars.get("ansible_facts") or {}).get(FACT) or task_vars.get(FACT) or {}
         try:
-            record, clock, breaches = assess(validation.validated_parameters, clock, time.time())
+            record, clock, breaches = assess(args, clock, time.time())
         except ParameterError as exc:
             raise AnsibleActionFail(exc.msg) from None
         result.update(changed=False, runbook_milestone=record, ansible_facts={FACT: clock})
-        record["breaches"] = breaches
-        if breaches and validation.validated_parameters["fail_on_breach"]:
+        if breaches and args["fail_on_breach"]:
             result.update(failed=True, msg="; ".join(breaches))
         return result
