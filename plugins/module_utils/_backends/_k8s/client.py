@@ -31,6 +31,7 @@ except ImportError:
     class ConfigException(Exception):
         pass
 
+
 class K8sClient:
     def __init__(self, settings):
         self.settings = k8s_settings(settings)
