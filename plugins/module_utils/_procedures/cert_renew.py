@@ -30,6 +30,9 @@ from ansible_collections.ops.runbooks.plugins.module_utils._procedures._certific
 DEFAULT_ACME_TIMEOUT = 300
 
 
+# New connections in a row that must get the new certificate before it counts as served.
+VERIFY_STREAK = 3
+
 class CertRenew(Procedure):
     requirements = (tls.REQUIREMENT, acmeclient.REQUIREMENT, dnsclient.REQUIREMENT)
 
@@ -236,12 +239,17 @@ class CertRenew(Procedure):
             return
         wanted = self.new_facts["fingerprint_sha256"]
         e = self.endpoint
+        streak = []  # consecutive new connections that got the new certificate
 
         def serves_new():
+            # Right after a graceful reload, a new connection may still land on an old worker: one answer with the
+            # new certificate is not yet "the endpoint serves it", several in a row are.
             served = self._served()
             if served != wanted:
+                streak.clear()
                 raise RunbookError(f"it serves {served}")
-            return True
+            streak.append(served)
+            return len(streak) >= VERIFY_STREAK
 
         _ok, self.verify_seconds = wait_until(serves_new, self.verify_timeout, 0.2,
                                               what=f"{e['host']}:{e['port']} ({e['server_name']}) to serve the new "
