@@ -28,10 +28,9 @@ from ansible_collections.ops.runbooks.plugins.module_utils._procedures._certific
 )
 
 DEFAULT_ACME_TIMEOUT = 300
-
-
 # New connections in a row that must get the new certificate before it counts as served.
 VERIFY_STREAK = 3
+
 
 class CertRenew(Procedure):
     requirements = (tls.REQUIREMENT, acmeclient.REQUIREMENT, dnsclient.REQUIREMENT)
